@@ -1,0 +1,27 @@
+# Two commands for a fresh machine: `make run` and `make test`. Both build .venv from this repo's files.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-sqlite test-postgres install clean proof
+
+$(STAMP): pyproject.toml $(PLUGINS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The gateway on its embedded default: SQLite plus every partner simulator, seeded with fictional data.
+run: $(STAMP)
+	$(BIN)/gateway demo
+
+## The whole suite, on SQLite and on PostgreSQL (PostgreSQL tests skip, and say so, where no server answers).
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

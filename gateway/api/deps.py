@@ -1,0 +1,58 @@
+"""Shared dependencies: the runtime, the caller, and who may call what."""
+
+from __future__ import annotations
+
+from typing import Annotated, Callable
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from gateway.core.auth import Principal, authenticate
+from gateway.core.problems import Problem
+from gateway.core.runtime import Gateway
+
+
+def get_gateway(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+
+async def get_principal(request: Request, gw: GatewayDep) -> Principal:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Problem("unauthenticated", "Send a bearer token in the Authorization header.",
+                      headers={"WWW-Authenticate": "Bearer"})
+
+    def _check() -> Principal | None:
+        with gw.store.reading() as session:
+            return authenticate(session, token.strip())
+
+    principal = await run_in_threadpool(_check)
+    if principal is None:
+        raise Problem("unauthenticated", "The token is unknown, expired or revoked.", headers={"WWW-Authenticate": "Bearer"})
+    client = request.client.host if request.client else None
+    return Principal(principal.token_id, principal.name, principal.role, principal.partner_id, client)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(*roles: str) -> Callable[..., Principal]:
+    """Declare which roles may call an endpoint; the role matrix test reads these."""
+
+    async def _dependency(principal: PrincipalDep) -> Principal:
+        if principal.role not in roles:
+            raise Problem("forbidden", "Your role may not do this.")
+        return principal
+
+    _dependency.roles = roles  # type: ignore[attr-defined]
+    return _dependency
+
+
+Admin = Annotated[Principal, Depends(require("beheerder"))]
+Staff = Annotated[Principal, Depends(require("beheerder", "hulpverlener", "privacy"))]
+StaffOrPartner = Annotated[Principal, Depends(require("beheerder", "hulpverlener", "privacy", "partner"))]
+Submitter = Annotated[Principal, Depends(require("beheerder", "hulpverlener", "partner"))]

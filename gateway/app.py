@@ -1,0 +1,101 @@
+"""The FastAPI app factory. Nothing is created at import time: settings, plugins, the store,
+the shared HTTP client and the delivery workers all come from :func:`create_app` and its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from types import ModuleType
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from gateway import __version__
+from gateway import logging as gateway_logging
+from gateway.api import connectors, exchanges, health, messages, partners
+from gateway.api.guards import BodyGuard, ErrorShield
+from gateway.core import problems
+from gateway.core.delivery import DeliveryWorker
+from gateway.core.runtime import Gateway
+from gateway.core.store import upgrade
+from gateway.settings import Settings, load_settings
+
+log = structlog.get_logger("gateway.app")
+
+
+class DurabilityError(RuntimeError):
+    pass
+
+
+def check_durability(gw: Gateway) -> dict[str, str]:
+    """Refuse to run where an acknowledged commit could be lost in a crash."""
+    settings = gw.store.durability()
+    if gw.store.is_postgres:
+        if settings["synchronous_commit"] != "on":
+            raise DurabilityError(f"PostgreSQL synchronous_commit is {settings['synchronous_commit']}, must be on")
+    elif settings["synchronous"] not in ("FULL", "EXTRA") or settings["journal_mode"].lower() != "wal":
+        raise DurabilityError(f"SQLite must run with journal_mode=WAL and synchronous=FULL, not {settings}")
+    return settings
+
+
+def create_app(settings: Settings | None = None, plugins: Iterable[ModuleType | object] = ()) -> FastAPI:
+    settings = settings or load_settings()
+    gateway_logging.configure(settings.log_level, settings.log_format)
+    gw = Gateway(settings, plugins)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        if settings.auto_migrate:
+            await run_in_threadpool(upgrade, gw.store.url)
+        await run_in_threadpool(check_durability, gw)
+        gw.http = gw.new_http_client()
+        tasks: list[asyncio.Task[None]] = []
+        if settings.worker_enabled:
+            worker = DeliveryWorker(gw)
+            gw.workers.append(worker)
+            tasks.append(asyncio.create_task(worker.run(), name="delivery-worker"))
+        log.info("gateway_started", plugins=sorted(gw.registry.connectors), routes=len(gw.registry.routes),
+                 database=gw.store.dialect)
+        try:
+            yield {"gateway": gw}
+        finally:
+            for worker in gw.workers:
+                await worker.stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for connector in gw.registry.connectors.values():
+                await connector.aclose()
+            await gw.http.aclose()
+            gw.workers.clear()
+            gw.store.dispose()
+
+    app = FastAPI(
+        title="Schakel gateway",
+        version=__version__,
+        description="Consent-aware integration gateway for domestic-violence care. Errors are RFC 9457 problem+json.",
+        lifespan=lifespan,
+    )
+    app.state.gateway = gw
+    problems.install(app)
+    for router in (health.router, messages.router, exchanges.router, connectors.router, partners.router):
+        app.include_router(router)
+    for router, prefix in gw.registry.routers:
+        app.include_router(router, prefix=prefix)
+
+    @app.middleware("http")
+    async def correlation(request: Request, call_next: Any) -> Response:
+        structlog.contextvars.clear_contextvars()
+        correlation_id = request.headers.get("X-Correlation-ID") or str(uuid.uuid4())
+        structlog.contextvars.bind_contextvars(correlation_id=correlation_id[:64])
+        response: Response = await call_next(request)
+        response.headers["X-Correlation-ID"] = correlation_id[:64]
+        return response
+
+    app.add_middleware(ErrorShield)
+    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
+    return app

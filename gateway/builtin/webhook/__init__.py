@@ -1,0 +1,1 @@
+"""A generic JSON webhook partner: the simplest connector type, and the core's test bed."""

@@ -1,0 +1,137 @@
+"""A webhook partner simulator: counts what it receives and de-duplicates by ``Idempotency-Key``.
+
+Tests and the chaos run steer it through ``POST /_control``:
+
+``{"mode": "ok"}``                                answer 200 and apply
+``{"mode": "status", "status": 503, "count": 20}`` answer 503 (not applied) the next 20 times; no count: forever
+``{"mode": "late", "delay": 5}``                  apply, then answer only after ``delay`` s (a timeout for the caller)
+``{"mode": "trickle", "delay": 0.5}``             apply, then send the answer one byte per ``delay`` s
+``{"mode": "reset", "count": 3}``                 drop the connection before answering (not applied)
+``{"random": {"status_500": 0.1, "late": 0.05, "reset": 0.02}, "delay": 3}``  faults by chance
+
+``GET /_stats`` tells how many distinct messages took effect and how many duplicates were absorbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+
+@dataclass
+class SinkState:
+    received: dict[str, dict[str, Any]] = field(default_factory=dict)
+    duplicates: int = 0
+    requests: int = 0
+    mode: str = "ok"
+    status: int = 503
+    count: int | None = None
+    delay: float = 1.0
+    random: dict[str, float] = field(default_factory=dict)
+    rng: random.Random = field(default_factory=lambda: random.Random(7513))
+
+
+class _Reset(Exception):
+    """Raised after the response started, so the server drops the connection mid-answer."""
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Webhook partner simulator", docs_url=None, redoc_url=None)
+    state = SinkState()
+    app.state.sink = state
+
+    def _fault() -> str:
+        if state.random:
+            roll = state.rng.random()
+            for name, chance in state.random.items():
+                if roll < chance:
+                    return name
+                roll -= chance
+            return "ok"
+        if state.mode == "ok":
+            return "ok"
+        if state.count is not None:
+            if state.count <= 0:
+                state.mode, state.count = "ok", None
+                return "ok"
+            state.count -= 1
+        return state.mode
+
+    def _apply(key: str, body: bytes, request: Request) -> bool:
+        if key in state.received:
+            state.duplicates += 1
+            return False
+        state.received[key] = {
+            "digest": hashlib.sha256(body).hexdigest(),
+            "body": body.decode("utf-8", "replace"),
+            "message_type": request.headers.get("X-Schakel-Message-Type"),
+            "authorization": request.headers.get("Authorization"),
+            "path": request.url.path,
+        }
+        return True
+
+    @app.post("/inbox")
+    @app.post("/inbox/{name}")
+    async def inbox(request: Request, name: str | None = None) -> Response:
+        state.requests += 1
+        body = await request.body()
+        key = request.headers.get("Idempotency-Key")
+        if not key:
+            return JSONResponse({"error": "Idempotency-Key required"}, status_code=400)
+        fault = _fault()
+        if fault.startswith("status"):
+            status = int(fault.split("_", 1)[1]) if "_" in fault else state.status
+            return JSONResponse({"error": "simulated"}, status_code=status)
+        if fault == "reset":
+            async def broken() -> Any:
+                raise _Reset()
+                yield b""  # pragma: no cover - makes this an async generator
+
+            return StreamingResponse(broken(), media_type="application/json")
+        fresh = _apply(key, body, request)
+        answer = {"received": True, "duplicate": not fresh}
+        if fault == "late":
+            await asyncio.sleep(state.delay)
+        if fault == "trickle":
+            payload = (str(answer) + " " * 40).encode()
+
+            async def drip() -> Any:
+                for byte in payload:
+                    yield bytes([byte])
+                    await asyncio.sleep(state.delay)
+
+            return StreamingResponse(drip(), media_type="text/plain")
+        return JSONResponse(answer, status_code=200, headers={"X-Receipt-Id": f"sink-{len(state.received)}"})
+
+    @app.post("/_control")
+    async def control(request: Request) -> dict[str, Any]:
+        data = await request.json()
+        state.mode = data.get("mode", "ok")
+        state.status = int(data.get("status", 503))
+        state.count = data.get("count")
+        state.delay = float(data.get("delay", 1.0))
+        state.random = dict(data.get("random") or {})
+        return {"mode": state.mode, "count": state.count}
+
+    @app.get("/_stats")
+    async def stats() -> dict[str, Any]:
+        return {"unique": len(state.received), "duplicates": state.duplicates, "requests": state.requests}
+
+    @app.get("/_received")
+    async def received() -> dict[str, Any]:
+        return {"items": state.received}
+
+    @app.post("/_reset")
+    async def reset() -> dict[str, str]:
+        fresh = SinkState()
+        for name in ("received", "duplicates", "requests", "mode", "status", "count", "delay", "random", "rng"):
+            setattr(state, name, getattr(fresh, name))
+        return {"status": "reset"}
+
+    return app

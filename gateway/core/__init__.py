@@ -1,0 +1,1 @@
+"""The gateway core: everything that does not know a partner's format."""

@@ -1,0 +1,120 @@
+"""The audit log: append-only NEN 7513 events, each chained to the one before by SHA-256.
+
+An entry records field *names* and a payload digest, never values. Appending takes a lock that
+serialises writers across processes (``pg_advisory_xact_lock`` on PostgreSQL; SQLite's
+``BEGIN IMMEDIATE`` already does), so the chain has one head even with several gateways.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from gateway.core.models import AuditEntry, utcnow
+
+GENESIS = "0" * 64
+_ADVISORY_LOCK = 7513
+
+# Outcome codes as in NEN 7513 / DICOM / FHIR AuditEvent.
+SUCCESS, MINOR_FAILURE, SERIOUS_FAILURE, MAJOR_FAILURE = 0, 4, 8, 12
+
+HASHED_FIELDS = (
+    "event_id", "event_type", "action_code", "occurred_at", "outcome", "user_id", "role", "on_behalf_of",
+    "purpose_of_use", "access_point", "client", "exchange_id", "message_type", "partner_message_id",
+    "partner_id", "legal_basis", "consent_id", "fields", "payload_digest", "detail",
+)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a person or system (token name), in which role, on whose behalf, from where."""
+
+    user_id: str
+    role: str
+    on_behalf_of: str | None = None
+    access_point: str | None = None
+
+    @classmethod
+    def system(cls, component: str) -> "Actor":
+        return cls(user_id=f"system:{component}", role="system")
+
+
+def _canonical_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value
+
+
+def canonical(entry: AuditEntry) -> bytes:
+    """The serialisation that is hashed: sorted keys, no whitespace, UTC timestamps."""
+    data = {name: _canonical_value(getattr(entry, name)) for name in HASHED_FIELDS}
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
+    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(entry)).hexdigest()
+
+
+def _lock_and_head(session: Session) -> str:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK})
+    head = session.execute(select(AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).scalar()
+    return head or GENESIS
+
+
+def record(
+    session: Session,
+    event_type: str,
+    *,
+    actor: Actor,
+    action_code: str = "E",
+    outcome: int = SUCCESS,
+    purpose: str | None = None,
+    client: str | None = None,
+    exchange_id: str | None = None,
+    message_type: str | None = None,
+    partner_message_id: str | None = None,
+    partner_id: str | None = None,
+    legal_basis: str | None = None,
+    consent_id: str | None = None,
+    fields: list[str] | None = None,
+    payload_digest: str | None = None,
+    detail: str | None = None,
+) -> AuditEntry:
+    """Append one event in the caller's transaction, so it commits or vanishes with the change."""
+    if action_code not in "CRUDE":
+        raise ValueError("action_code is one of C, R, U, D, E")
+    entry = AuditEntry(
+        event_id=str(uuid.uuid4()),
+        event_type=event_type,
+        action_code=action_code,
+        occurred_at=utcnow(),
+        outcome=outcome,
+        user_id=actor.user_id,
+        role=actor.role,
+        on_behalf_of=actor.on_behalf_of,
+        purpose_of_use=purpose,
+        access_point=actor.access_point,
+        client=client,
+        exchange_id=exchange_id,
+        message_type=message_type,
+        partner_message_id=partner_message_id,
+        partner_id=partner_id,
+        legal_basis=legal_basis,
+        consent_id=consent_id,
+        fields=sorted(fields or []),
+        payload_digest=payload_digest,
+        detail=detail,
+    )
+    entry.prev_hash = _lock_and_head(session)
+    entry.hash = entry_hash(entry.prev_hash, entry)
+    session.add(entry)
+    session.flush()
+    return entry

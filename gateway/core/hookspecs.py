@@ -1,0 +1,120 @@
+"""Every hook a Schakel plugin can implement, in one place.
+
+Plugins are packages with an entry point in the group ``gateway.plugins``; they implement these
+hooks with ``@hookimpl``. Registration hooks hand the plugin a ``register`` callback (as ``llm``
+does) so the hooks stay synchronous and the core validates what is registered; the async work
+(delivering a message, talking to a partner) lives on the registered objects.
+
+pluggy calls implementations last-registered-first and with keyword arguments only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import pluggy
+
+if TYPE_CHECKING:
+    from gateway.core.connectors import ConnectorType
+    from gateway.core.exchange import ExchangeEvent
+    from gateway.core.messages import InboundMessage, OutboundMessage, ParsedMessage
+    from gateway.core.routing import Route
+    from gateway.core.simulators import Simulator
+
+hookspec = pluggy.HookspecMarker("gateway")
+hookimpl = pluggy.HookimplMarker("gateway")
+
+
+# --- registration (called once, while the app starts) -------------------------------------------
+
+
+@hookspec
+def register_connectors(register: Callable[["ConnectorType"], None]) -> None:
+    """Register the connector types this plugin provides.
+
+    :param register: call it once per :class:`~gateway.core.connectors.ConnectorType`; the core
+        checks that its manifest id is unique and that its config schema is a pydantic model.
+    """
+
+
+@hookspec
+def register_routes(register: Callable[["Route"], None]) -> None:
+    """Register the routes this plugin's messages travel on.
+
+    :param register: call it once per :class:`~gateway.core.routing.Route` (message type and
+        source to a target connector type, with purpose, accepted legal bases, mapping and
+        retry policy). A routes file named in settings may add routes or replace these.
+    """
+
+
+@hookspec
+def register_routers(register: Callable[..., None]) -> None:
+    """Register partner-facing FastAPI routers.
+
+    :param register: call ``register(router, prefix="/partners/<name>")``; the router is
+        mounted under that prefix. Its endpoints should hand what they receive to the core
+        pipeline (``request.app.state.gateway.pipeline``) instead of writing to the store.
+    """
+
+
+@hookspec
+def register_simulators(register: Callable[["Simulator"], None]) -> None:
+    """Register a simulator of this plugin's partner, with the partners the demo seeds for it.
+
+    :param register: call it with a :class:`~gateway.core.simulators.Simulator`; ``gateway demo``
+        and ``gateway simulators`` mount its ASGI app under ``/<name>``.
+    """
+
+
+# --- the message pipeline (called per message) --------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def parse_inbound(message: "InboundMessage") -> "ParsedMessage | None":
+    """Parse and validate a message that arrived for a route.
+
+    :param message: the raw body, media type, route and the authenticated source.
+    :return: a :class:`~gateway.core.messages.ParsedMessage`, or ``None`` when this plugin does
+        not handle ``message.route.message_type``. Raise
+        :class:`~gateway.core.problems.Problem` for a message that fails validation.
+        Stops at first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def map_outbound(message: "OutboundMessage") -> "tuple[bytes, str] | None":
+    """Serialise the mapped (already minimised) fields into the body that leaves.
+
+    :param message: the route, the partner and the fields the route's mapping produced.
+    :return: ``(body, media_type)``, or ``None`` to leave it to another plugin; the core's
+        default serialises JSON. Stops at first non-None result.
+    """
+
+
+# --- observation ---------------------------------------------------------------------------------
+
+
+@hookspec
+def exchange_event(event: "ExchangeEvent") -> None:
+    """Observe a state change of an exchange, after it has been committed.
+
+    :param event: exchange id, route, message type, partner, old and new state, reason —
+        metadata only, never the body. Runs in the thread that made the change: keep it quick,
+        and start follow-up work through the pipeline, never by writing to the store directly.
+        An exception here is logged and does not undo the change.
+    """
+
+
+HOOK_NAMES: tuple[str, ...] = (
+    "register_connectors",
+    "register_routes",
+    "register_routers",
+    "register_simulators",
+    "parse_inbound",
+    "map_outbound",
+    "exchange_event",
+)
+
+__all__ = ["HOOK_NAMES", "hookimpl", "hookspec", *HOOK_NAMES]
+
+

@@ -1,0 +1,48 @@
+"""What travels through the pipeline between the plugin hooks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.core.auth import Principal
+    from gateway.core.partners import PartnerView
+    from gateway.core.routing import Route
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A message as it arrived, before any plugin looked at it."""
+
+    route: "Route"
+    body: bytes
+    media_type: str
+    principal: "Principal"
+
+
+@dataclass
+class ParsedMessage:
+    """A message a plugin parsed and validated.
+
+    ``data`` holds the message's fields (the mapping picks from these); ``subject`` is the client
+    identifier (a BSN or an ECD client number), which the core replaces by a keyed pseudonym
+    before anything is stored; ``attributes`` are routing keys (``gemeentecode``, ``region``).
+    """
+
+    data: dict[str, Any]
+    partner_message_id: str | None = None
+    subject: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    partner_id: str | None = None
+    confidential: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """The minimised fields of an exchange, ready to be serialised for its partner."""
+
+    route: "Route"
+    partner: "PartnerView"
+    fields: dict[str, Any]
+    exchange_id: str

@@ -1,0 +1,211 @@
+"""The core pipeline: from a message that arrived to an exchange queued for delivery.
+
+    parse + validate (plugin) -> identify subject (pseudonym) -> resolve partner -> authorise
+    (policy) -> minimise (mapping) -> serialise (plugin) -> persist exchange + transitions +
+    outbox + audit in ONE transaction -> answer
+
+Nothing is written before the last step, so bad input leaves no half-written record; the answer
+(202, or a problem) is sent only after that transaction has committed.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from opentelemetry import trace
+from sqlalchemy.orm import Session
+
+from gateway.core import audit, idempotency
+from gateway.core import partners as partner_registry
+from gateway.core.auth import Principal
+from gateway.core.crypto import digest
+from gateway.core.exchange import transition
+from gateway.core.messages import InboundMessage, OutboundMessage, ParsedMessage
+from gateway.core.models import Exchange, OutboxItem, Partner, utcnow
+from gateway.core.policy import Decision, Request
+from gateway.core.problems import Problem
+from gateway.core.routing import Route
+
+if TYPE_CHECKING:
+    from gateway.core.runtime import Gateway
+
+log = structlog.get_logger("gateway.pipeline")
+tracer = trace.get_tracer("gateway.pipeline")
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+    media_type: str = "application/json"
+    replayed: bool = False
+
+
+class Pipeline:
+    def __init__(self, gateway: "Gateway") -> None:
+        self.gw = gateway
+
+    # --- entry point -----------------------------------------------------------------------------
+
+    def submit(self, route_id: str, body: bytes, media_type: str, principal: Principal,
+               idempotency_key: str | None = None, claimed_basis: str | None = None,
+               correlation_id: str | None = None) -> Answer:
+        route = self.gw.registry.routes.get(route_id)
+        if route is None:
+            raise Problem("unknown-route", "No route with that id is configured.")
+        self._check_source(route, principal)
+        correlation_id = correlation_id or str(uuid.uuid4())
+        structlog.contextvars.bind_contextvars(correlation_id=correlation_id, route=route.id)
+        with tracer.start_as_current_span("pipeline.parse", attributes={"gateway.route": route.id}):
+            parsed = self._parse(route, body, media_type, principal)
+        key = idempotency_key or (f"message-id:{parsed.partner_message_id}" if parsed.partner_message_id else None)
+        if key is None:
+            return self._process(route, body, parsed, principal, claimed_basis, correlation_id, None)
+        source = principal.source
+        stored = idempotency.claim(self.gw.store, source, key, idempotency.fingerprint(body),
+                                   self.gw.settings.inbound_processing_timeout_seconds)
+        if stored is not None:
+            return Answer(stored.status, stored.body, stored.media_type, replayed=True)
+        try:
+            return self._process(route, body, parsed, principal, claimed_basis, correlation_id, (source, key))
+        except Exception:
+            idempotency.release(self.gw.store, source, key)
+            raise
+
+    # --- steps -----------------------------------------------------------------------------------
+
+    def _check_source(self, route: Route, principal: Principal) -> None:
+        if principal.role == "partner":
+            with self.gw.store.reading() as session:
+                partner = session.get(Partner, principal.partner_id)
+                kind = partner.connector_type if partner else None
+            if f"partner:{kind}" not in route.sources:
+                raise Problem("forbidden", "This partner may not send messages on this route.")
+        elif principal.role not in route.sources:
+            raise Problem("forbidden", "Your role may not send messages on this route.")
+
+    def _parse(self, route: Route, body: bytes, media_type: str, principal: Principal) -> ParsedMessage:
+        parsed = self.gw.pm.hook.parse_inbound(message=InboundMessage(route, body, media_type, principal))
+        if parsed is None:
+            raise Problem("unknown-message-type", f"No enabled plugin parses message type {route.message_type}.")
+        return parsed
+
+    def _resolve_partner(self, session: Session, route: Route, parsed: ParsedMessage) -> Partner:
+        if parsed.partner_id:
+            partner = session.get(Partner, parsed.partner_id)
+            if partner is None or partner.connector_type != route.target:
+                raise Problem("no-partner", f"The message names a partner that is not a registered {route.target} partner.")
+            return partner
+        if route.partner_attribute:
+            value = parsed.attributes.get(route.partner_attribute)
+            if not value:
+                raise Problem("no-partner", f"The message has no {route.partner_attribute} to route it by.")
+            partner = partner_registry.resolve(session, route.target, route.partner_attribute, value)
+            if partner is None:
+                raise Problem("no-partner", f"No {route.target} partner serves this {route.partner_attribute}.")
+            return partner
+        partner = partner_registry.only_partner(session, route.target)
+        if partner is None:
+            raise Problem("no-partner", f"The route needs exactly one registered {route.target} partner.")
+        return partner
+
+    def _serialise(self, route: Route, partner: Partner, fields: dict[str, Any], exchange_id: str) -> tuple[bytes, str]:
+        message = OutboundMessage(route, partner_registry.view(partner, self.gw.box), fields, exchange_id)
+        serialised = self.gw.pm.hook.map_outbound(message=message)
+        if serialised is not None:
+            return serialised
+        return json.dumps(fields, separators=(",", ":"), ensure_ascii=False, default=str).encode(), "application/json"
+
+    def _process(self, route: Route, body: bytes, parsed: ParsedMessage, principal: Principal,
+                 claimed_basis: str | None, correlation_id: str, claim: tuple[str, str] | None) -> Answer:
+        gw = self.gw
+        received_at = utcnow()
+        subject = gw.pseudonymise(parsed.subject) if parsed.subject else None
+        exchange_id = str(uuid.uuid4())
+        with gw.store.reading() as session:
+            partner = self._resolve_partner(session, route, parsed)
+            with tracer.start_as_current_span("pipeline.authorise"):
+                decision = gw.policy.authorise(session, Request("submit", route, partner, subject, claimed_basis))
+        validated_at = utcnow()
+        mapped_fields: dict[str, Any] = {}
+        names: list[str] = []
+        withheld: list[tuple[str, str]] = []
+        payload, media_type = b"", "application/json"
+        if decision.allowed:
+            with tracer.start_as_current_span("pipeline.minimise"):
+                mapping = gw.mappings.get(route.mapping or "")
+                if mapping is None:
+                    decision = Decision(False, "the route has no mapping, so no field may leave")
+                else:
+                    result = mapping.apply(parsed.data, confidential=parsed.confidential, basis=decision.basis)
+                    if result.missing:
+                        raise Problem("message-invalid", "Required fields are missing.",
+                                      extensions={"missing": sorted(result.missing)})
+                    mapped_fields, names, withheld = result.fields, result.names, result.withheld
+                    payload, media_type = self._serialise(route, partner, mapped_fields, exchange_id)
+        actor = principal.actor()
+        with tracer.start_as_current_span("pipeline.persist"), gw.store.transaction() as session:
+            exchange = Exchange(
+                id=exchange_id,
+                correlation_id=correlation_id,
+                route_id=route.id,
+                message_type=route.message_type,
+                source=principal.source,
+                connector_type=route.target,
+                partner_id=partner.id,
+                subject=subject,
+                purpose=route.purpose,
+                legal_basis=decision.basis,
+                consent_id=decision.consent_id,
+                state="",
+                partner_message_id=parsed.partner_message_id,
+                idempotency_key=f"schakel-{exchange_id}",
+                content_type=media_type,
+                payload_encrypted=gw.box.encrypt(payload) if decision.allowed else None,
+                payload_digest=digest(payload),
+                fields_out=names,
+                retry_policy=route.retry_policy,
+                created_by=principal.name,
+                created_at=received_at,
+            )
+            session.add(exchange)
+            transition(session, exchange, "received", actor=actor, at=received_at)
+            transition(session, exchange, "validated", actor=actor, at=validated_at)
+            for path, why in withheld:
+                audit.record(session, "field.withheld", actor=actor, outcome=audit.MINOR_FAILURE, purpose=route.purpose,
+                             client=subject, exchange_id=exchange_id, message_type=route.message_type,
+                             partner_id=partner.id, legal_basis=decision.basis, fields=[path], detail=why)
+            if decision.allowed:
+                transition(session, exchange, "authorised", actor=actor, reason=decision.reason)
+                transition(session, exchange, "queued", actor=actor)
+                session.add(OutboxItem(exchange_id=exchange_id, partner_id=partner.id, connector_type=route.target,
+                                       due_at=utcnow()))
+                answer = Answer(202, self._answer_body(exchange, withheld))
+            else:
+                transition(session, exchange, "refused", actor=actor, reason=decision.reason)
+                problem = Problem("refused", decision.reason, extensions={
+                    "exchange_id": exchange_id, "missing_basis": list(decision.missing)})
+                answer = Answer(problem.http_status, problem.body(), "application/problem+json")
+            if claim is not None:
+                idempotency.complete(session, claim[0], claim[1], answer.status, answer.body, answer.media_type, exchange_id)
+        log.info("exchange_submitted", exchange_id=exchange_id, state=exchange.state, partner=partner.id)
+        if decision.allowed:
+            gw.wake_workers()
+        return answer
+
+    @staticmethod
+    def _answer_body(exchange: Exchange, withheld: list[tuple[str, str]]) -> dict[str, Any]:
+        return {
+            "exchange_id": exchange.id,
+            "correlation_id": exchange.correlation_id,
+            "state": exchange.state,
+            "route": exchange.route_id,
+            "partner": exchange.partner_id,
+            "fields": exchange.fields_out,
+            "withheld": [{"field": path, "reason": why} for path, why in withheld],
+            "links": {"self": f"/api/v1/exchanges/{exchange.id}"},
+        }

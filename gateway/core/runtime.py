@@ -1,0 +1,81 @@
+"""The gateway runtime: one object holding what a process needs, built once and kept in app state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pluggy
+import structlog
+
+from gateway.core.crypto import Box
+from gateway.core.mapping import Mapping, MappingError, load_mappings
+from gateway.core.plugins import PluginError, Registry, add_routes, build_plugin_manager, collect
+from gateway.core.policy import Policy
+from gateway.core.pseudonyms import Pseudonymiser
+from gateway.core.routing import load_routes_file
+from gateway.core.store import Store
+from gateway.settings import Settings
+
+log = structlog.get_logger("gateway.runtime")
+
+DEFAULT_MAPPINGS_DIR = Path(__file__).resolve().parents[2] / "mappings"
+
+
+class Gateway:
+    """Settings, store, plugins and the services built on them. No I/O happens in ``__init__``
+    beyond loading plugins and mapping files; the HTTP client and workers start in the lifespan."""
+
+    def __init__(self, settings: Settings, plugins: Iterable[ModuleType | object] = ()) -> None:
+        from gateway.core.pipeline import Pipeline
+
+        self.settings = settings
+        self.store = Store(settings.sqlalchemy_url())
+        self.box = Box(settings.encryption_keys)
+        assert settings.pseudonym_key is not None
+        self.pseudonymise = Pseudonymiser(settings.pseudonym_key)
+        self.pm: pluggy.PluginManager = build_plugin_manager(settings.enabled_plugins, plugins)
+        self.registry: Registry = collect(self.pm)
+        if settings.routes_file:
+            try:
+                add_routes(self.registry, load_routes_file(settings.routes_file))
+            except ValueError as exc:
+                raise PluginError(str(exc)) from None
+        self.mappings = self._load_mappings(settings.mappings_dir or DEFAULT_MAPPINGS_DIR)
+        self.policy = Policy(self.registry)
+        self.pipeline = Pipeline(self)
+        self.http: httpx.AsyncClient | None = None  # type: ignore[assignment]
+        self.workers: list[Any] = []
+        self.store.listeners.append(self._dispatch_events)
+
+    def _load_mappings(self, directory: Path) -> dict[str, Mapping]:
+        try:
+            mappings = load_mappings(directory)
+        except MappingError as exc:
+            raise PluginError(str(exc)) from None
+        for route in self.registry.routes.values():
+            if route.mapping and route.mapping not in mappings:
+                raise PluginError(f"route {route.id!r} names mapping {route.mapping!r}, but {directory}/{route.mapping}.yaml does not exist")
+            if route.mapping and mappings[route.mapping].spec.message_type != route.message_type:
+                raise PluginError(f"mapping {route.mapping}.yaml: field message_type: does not match route {route.id!r}")
+        return mappings
+
+    def _dispatch_events(self, events: list[Any]) -> None:
+        for event in events:
+            try:
+                self.pm.hook.exchange_event(event=event)
+            except Exception as exc:  # an observer must not undo or block a committed change
+                log.error("exchange_event_observer_failed", error_type=type(exc).__name__, exchange_id=event.exchange_id)
+
+    def wake_workers(self) -> None:
+        for worker in self.workers:
+            worker.wake()
+
+    def new_http_client(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        timeout = httpx.Timeout(self.settings.attempt_deadline_seconds, connect=self.settings.connect_timeout_seconds)
+        # Partner traffic never goes through an environment proxy: trust_env off.
+        return httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False, follow_redirects=False)

@@ -1,0 +1,151 @@
+"""The database: engines, sessions, migrations and the durability guarantees.
+
+SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL``; every write transaction
+starts with ``BEGIN IMMEDIATE`` so that two writers never deadlock upgrading a read lock, and
+reads use a second engine whose deferred transactions see a consistent snapshot beside the writer.
+PostgreSQL runs with ``synchronous_commit=on`` so a commit the gateway acknowledges is on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    parsed = make_url(url)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 60},
+        pool_size=20,
+        max_overflow=20,
+        pool_pre_ping=False,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so that BEGIN is ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _postgres_engine(url: str) -> Engine:
+    return create_engine(
+        url,
+        pool_size=20,
+        max_overflow=10,
+        pool_pre_ping=True,
+        connect_args={"options": "-c synchronous_commit=on -c timezone=UTC"},
+    )
+
+
+class Store:
+    """Engines and session factories for one database URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dialect = make_url(url).get_backend_name()
+        if self.dialect == "sqlite":
+            self.engine = _sqlite_engine(url, immediate=True)
+            self.read_engine = _sqlite_engine(url, immediate=False)
+        else:
+            self.engine = _postgres_engine(url)
+            self.read_engine = self.engine
+        self._write = sessionmaker(self.engine, expire_on_commit=False)
+        self._read = sessionmaker(self.read_engine, expire_on_commit=False)
+        # Called with the exchange events of each committed transaction (never on rollback).
+        self.listeners: list[Callable[[list[Any]], None]] = []
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A write transaction: committed when the block ends, rolled back on any error."""
+        with self._write() as session:
+            with session.begin():
+                yield session
+            events = session.info.pop("exchange_events", [])
+        if events:
+            for listener in self.listeners:
+                listener(events)
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        with self._read() as session, session.begin():
+            yield session
+
+    def durability(self) -> dict[str, str]:
+        """The settings that decide whether an acknowledged commit survives a crash."""
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                return {
+                    "journal_mode": str(conn.exec_driver_sql("PRAGMA journal_mode").scalar()),
+                    # 2 is FULL in SQLite's numbering.
+                    "synchronous": {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[
+                        int(conn.exec_driver_sql("PRAGMA synchronous").scalar() or 0)
+                    ],
+                }
+            return {
+                "synchronous_commit": str(conn.execute(text("SHOW synchronous_commit")).scalar()),
+                "fsync": str(conn.execute(text("SHOW fsync")).scalar()),
+            }
+
+    def ping(self) -> None:
+        with self.read_engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+def current_revision(store: Store) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with store.read_engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision(url: str) -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()

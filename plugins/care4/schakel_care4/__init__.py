@@ -1,0 +1,1 @@
+"""Schakel plugin: Care4-style ECD (the organisation's client records)."""

@@ -1,0 +1,1 @@
+"""Schakel plugin: Police and municipality contacts."""

@@ -1,0 +1,1 @@
+"""Schakel plugin: Veilig Thuis melding and feedback."""

@@ -1,0 +1,1 @@
+"""Schakel plugin: iWmo 3.2 and ondersteuningsplan."""
