@@ -4,20 +4,19 @@ the shared HTTP client and the delivery workers all come from :func:`create_app`
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from gateway import __version__
 from gateway import logging as gateway_logging
 from gateway.api import connectors, exchanges, health, messages, partners
-from gateway.api.guards import BodyGuard, ErrorShield
+from gateway.api.guards import BodyGuard, CorrelationId, ErrorShield
 from gateway.core import problems
 from gateway.core.delivery import DeliveryWorker
 from gateway.core.runtime import Gateway
@@ -87,15 +86,7 @@ def create_app(settings: Settings | None = None, plugins: Iterable[ModuleType | 
     for router, prefix in gw.registry.routers:
         app.include_router(router, prefix=prefix)
 
-    @app.middleware("http")
-    async def correlation(request: Request, call_next: Any) -> Response:
-        structlog.contextvars.clear_contextvars()
-        correlation_id = request.headers.get("X-Correlation-ID") or str(uuid.uuid4())
-        structlog.contextvars.bind_contextvars(correlation_id=correlation_id[:64])
-        response: Response = await call_next(request)
-        response.headers["X-Correlation-ID"] = correlation_id[:64]
-        return response
-
     app.add_middleware(ErrorShield)
+    app.add_middleware(CorrelationId)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     return app

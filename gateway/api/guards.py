@@ -95,3 +95,32 @@ class ErrorShield:
                 "unhandled_error", error_type=type(exc).__name__, path=scope.get("path"), frames=safe_frames(exc))
             if not started:
                 await BodyGuard._refuse(scope, send, Problem("internal-error", "The error was logged; no details are returned."))
+
+
+class CorrelationId:
+    """Binds a correlation id (the caller's ``X-Correlation-ID`` or a new one) to every log line
+    of the request and echoes it in the answer."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        import uuid
+
+        import structlog
+
+        given = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"x-correlation-id"), "")
+        correlation_id = (given or str(uuid.uuid4()))[:64]
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-correlation-id", correlation_id.encode("latin-1"))]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

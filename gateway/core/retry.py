@@ -74,19 +74,19 @@ POLICIES: dict[str, RetryPolicy] = {
         RetryPolicy(
             "standard",
             "Partner messages: 1 s doubling to 5 min, with jitter; dead after 12 attempts or 24 hours.",
-            wait_exponential_jitter(initial=1, max=300, jitter=1),
+            wait_exponential_jitter(multiplier=1, max=300, jitter=1),
             stop_after_attempt(12) | stop_after_delay(24 * 3600),
         ),
         RetryPolicy(
             "urgent",
             "Safety reports (Veilig Thuis): 0.5 s doubling to 1 min; dead after 40 attempts or 12 hours.",
-            wait_exponential_jitter(initial=0.5, max=60, jitter=0.5),
+            wait_exponential_jitter(multiplier=0.5, max=60, jitter=0.5),
             stop_after_attempt(40) | stop_after_delay(12 * 3600),
         ),
         RetryPolicy(
             "patient",
             "Writes to the ECD: 2 s doubling to 15 min; dead after 60 attempts or 72 hours.",
-            wait_exponential_jitter(initial=2, max=900, jitter=2),
+            wait_exponential_jitter(multiplier=2, max=900, jitter=2),
             stop_after_attempt(60) | stop_after_delay(72 * 3600),
         ),
     )

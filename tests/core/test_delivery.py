@@ -1,0 +1,159 @@
+"""Delivery through the outbox when partners fail, stall, refuse or are paused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from gateway.builtin.webhook.simulator import create_app as create_sink
+from tests.helpers import eventually, exchange_state, notice, sink_control, sink_stats, submit
+from tests.servers import ROOT, ThreadServer
+
+
+def _detail(client, exchange_id):
+    return client.get(f"/api/v1/exchanges/{exchange_id}").json()
+
+
+def test_a_partner_answering_503_for_a_while_gets_the_message_after_it_recovers(live_gateway, sink):
+    live_gateway.add_partner("partner-a", sink.url + "/inbox")
+    sink_control(sink.url, mode="status", status=503, count=4)
+    with live_gateway.client("hulpverlener") as client:
+        exchange_id = submit(client, notice("r-503")).json()["exchange_id"]
+        eventually(lambda: exchange_state(client, exchange_id) == "delivered")
+        detail = _detail(client, exchange_id)
+    assert detail["attempts"] == 5
+    failed = [step for step in detail["timeline"] if step["to_state"] == "failed"]
+    assert len(failed) == 4 and all(step["reason"] == "HTTP 503 from partner" for step in failed)
+    assert sink_stats(sink.url) == {"unique": 1, "duplicates": 0, "requests": 5}
+
+
+def test_a_partner_answering_422_forever_dead_letters_the_message_which_can_be_replayed(live_gateway, sink):
+    live_gateway.add_partner("partner-a", sink.url + "/inbox")
+    sink_control(sink.url, mode="status", status=422)
+    with live_gateway.client("beheerder") as client:
+        exchange_id = submit(client, notice("r-422")).json()["exchange_id"]
+        eventually(lambda: exchange_state(client, exchange_id) == "dead")
+        dead = client.get("/api/v1/dead-letters").json()["items"]
+        assert [(d["id"], d["last_error"]) for d in dead] == [(exchange_id, "HTTP 422 from partner")]
+        assert sink_stats(sink.url)["unique"] == 0
+
+        sink_control(sink.url, mode="ok")
+        replayed = client.post(f"/api/v1/exchanges/{exchange_id}/replay", json={"reason": "partner fixed its schema"})
+        assert replayed.status_code == 200 and replayed.json()["state"] == "queued"
+        eventually(lambda: exchange_state(client, exchange_id) == "delivered")
+        states = [step["to_state"] for step in _detail(client, exchange_id)["timeline"]]
+        again = client.post(f"/api/v1/exchanges/{exchange_id}/replay", json={"reason": "twice"})
+    assert states[-5:] == ["dead", "replayed", "queued", "sending", "delivered"]
+    assert again.status_code == 409 and again.json()["type"] == "/problems/state-conflict"
+    assert sink_stats(sink.url)["unique"] == 1
+
+
+def test_many_dead_letters_are_replayed_at_once_by_api(live_gateway, sink):
+    live_gateway.add_partner("partner-a", sink.url + "/inbox")
+    sink_control(sink.url, mode="status", status=400)
+    with live_gateway.client("beheerder") as client:
+        ids = [submit(client, notice(f"r-many-{i}")).json()["exchange_id"] for i in range(5)]
+        eventually(lambda: all(exchange_state(client, i) == "dead" for i in ids))
+        sink_control(sink.url, mode="ok")
+        answer = client.post("/api/v1/dead-letters/replay", json={"all": True, "reason": "partner back"}).json()
+        assert sorted(answer["replayed"]) == sorted(ids) and answer["skipped"] == []
+        eventually(lambda: all(exchange_state(client, i) == "delivered" for i in ids))
+    assert sink_stats(sink.url)["unique"] == 5
+
+
+def test_a_message_that_always_fails_does_not_hold_up_the_others(live_gateway, sink):
+    with ThreadServer(create_sink(), ready_path="/_stats") as broken:
+        sink_control(broken.url, mode="status", status=503)
+        live_gateway.add_partner("broken", broken.url + "/inbox")
+        live_gateway.add_partner("partner-a", sink.url + "/inbox")
+        with live_gateway.client("hulpverlener") as client:
+            stuck = submit(client, notice("r-stuck", partner="broken")).json()["exchange_id"]
+            good = [submit(client, notice(f"r-good-{i}")).json()["exchange_id"] for i in range(20)]
+            eventually(lambda: all(exchange_state(client, i) == "delivered" for i in good), timeout=15)
+            assert exchange_state(client, stuck) in {"failed", "sending", "queued"}
+
+
+def test_a_partner_that_trickles_its_answer_holds_a_worker_only_until_the_deadline(live_gateway, sink):
+    live_gateway.add_partner("partner-a", sink.url + "/inbox")
+    sink_control(sink.url, mode="trickle", delay=0.5, count=1)
+    deadline = live_gateway.gw.settings.attempt_deadline_seconds
+    with live_gateway.client("hulpverlener") as client:
+        started = time.monotonic()
+        slow = submit(client, notice("r-trickle")).json()["exchange_id"]
+        eventually(lambda: any(s["to_state"] == "failed" for s in _detail(client, slow)["timeline"]), timeout=deadline + 5)
+        assert time.monotonic() - started < deadline + 3
+        failed = next(s for s in _detail(client, slow)["timeline"] if s["to_state"] == "failed")
+        assert "outcome unknown" in failed["reason"]
+        eventually(lambda: exchange_state(client, slow) == "delivered")
+    # The trickled attempt took effect; the retry carried the same Idempotency-Key and was absorbed.
+    stats = sink_stats(sink.url)
+    assert stats["unique"] == 1 and stats["duplicates"] >= 1
+
+
+def test_every_attempt_carries_the_same_idempotency_key(live_gateway, sink):
+    live_gateway.add_partner("partner-a", sink.url + "/inbox")
+    sink_control(sink.url, mode="late", delay=3, count=2)  # applied, but answered after the deadline
+    with live_gateway.client("hulpverlener") as client:
+        exchange_id = submit(client, notice("r-late")).json()["exchange_id"]
+        eventually(lambda: exchange_state(client, exchange_id) == "delivered", timeout=30)
+        key = _detail(client, exchange_id)["idempotency_key"]
+    assert key == f"schakel-{exchange_id}"
+    stats = sink_stats(sink.url)
+    assert stats["unique"] == 1 and stats["duplicates"] == 2
+
+
+@pytest.mark.parametrize("level", ["partner", "connector"])
+def test_a_paused_partner_or_connector_holds_messages_and_they_flow_on_resume(live_gateway, sink, level):
+    live_gateway.add_partner("partner-a", sink.url + "/inbox")
+    path = "/api/v1/partners/partner-a" if level == "partner" else "/api/v1/connectors/webhook"
+    with live_gateway.client("beheerder") as admin:
+        paused = admin.post(f"{path}/pause", json={"reason": "partner onderhoud"})
+        assert paused.status_code == 200 and paused.json()["state"] == "paused"
+        ids = [submit(admin, notice(f"r-pause-{i}")).json()["exchange_id"] for i in range(3)]
+        eventually(lambda: all(exchange_state(admin, i) == "parked" for i in ids))
+        time.sleep(0.5)
+        assert sink_stats(sink.url)["requests"] == 0
+        shown = admin.get(path).json()
+        assert shown["parked"] == 3 and shown["state_reason"] == "partner onderhoud"
+        resumed = admin.post(f"{path}/resume", json={"reason": "onderhoud klaar"})
+        assert resumed.status_code == 200 and resumed.json()["state"] == "active"
+        eventually(lambda: all(exchange_state(admin, i) == "delivered" for i in ids))
+        twice = admin.post(f"{path}/resume", json={"reason": "nog eens"})
+    assert twice.status_code == 409
+    assert sink_stats(sink.url)["unique"] == 3
+
+
+def test_pause_resume_and_replay_work_from_the_cli(live_gateway, sink, tmp_path):
+    gw = live_gateway.gw
+    env = {"GATEWAY_DATABASE_URL": gw.settings.database_url, "GATEWAY_DATA_DIR": str(tmp_path),
+           "GATEWAY_ENCRYPTION_KEYS": ",".join(k.get_secret_value() for k in gw.settings.encryption_keys),
+           "GATEWAY_PSEUDONYM_KEY": gw.settings.pseudonym_key.get_secret_value(),
+           "GATEWAY_AUDIT_SIGNING_KEY": gw.settings.audit_signing_key.get_secret_value(),
+           "GATEWAY_ENVIRONMENT": "test", "PATH": "/usr/bin:/bin"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "gateway.cli", *args], env=env, cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+
+    live_gateway.add_partner("partner-a", sink.url + "/inbox")
+    assert cli("partners", "pause", "partner-a", "--reason", "storing bij partner").returncode == 0
+    with live_gateway.client("beheerder") as admin:
+        held = submit(admin, notice("r-cli")).json()["exchange_id"]
+        eventually(lambda: exchange_state(admin, held) == "parked")
+        assert cli("partners", "resume", "partner-a", "--reason", "storing voorbij").returncode == 0
+        eventually(lambda: exchange_state(admin, held) == "delivered")
+
+        sink_control(sink.url, mode="status", status=410)
+        dead = submit(admin, notice("r-cli-dead")).json()["exchange_id"]
+        eventually(lambda: exchange_state(admin, dead) == "dead")
+        sink_control(sink.url, mode="ok")
+        replay = cli("dead-letters", "replay", "--reason", "partner hersteld")
+        assert replay.returncode == 0, replay.stdout + replay.stderr
+        assert "replayed 1, skipped 0" in replay.stdout
+        eventually(lambda: exchange_state(admin, dead) == "delivered")
+        shown = cli("exchanges", "show", dead)
+    assert shown.returncode == 0 and "replayed" in shown.stdout
+    assert cli("connectors", "pause", "nonexistent", "--reason", "xyz").returncode == 1
