@@ -91,11 +91,15 @@ def test_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
 test_env.__test__ = False  # type: ignore[attr-defined]
 
 
-def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
-    env = test_env(database_url, data_dir)
+def settings_from_env(env: dict[str, str], **overrides: Any) -> Settings:
+    """The settings a gateway process started with ``env`` would read."""
     values: dict[str, Any] = {key.removeprefix("GATEWAY_").lower(): value for key, value in env.items()}
     values.update(overrides)
     return load_settings(**values)
+
+
+def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    return settings_from_env(test_env(database_url, data_dir), **overrides)
 
 
 @pytest.fixture

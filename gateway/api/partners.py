@@ -24,8 +24,12 @@ def partner_out(gw: Gateway, session: Session, partner: Partner) -> PartnerOut:
         select(OutboxItem.held, func.count()).where(OutboxItem.partner_id == partner.id).group_by(OutboxItem.held)
     ).all())
     dead = session.scalar(select(func.count()).where(Exchange.partner_id == partner.id, Exchange.state == "dead")) or 0
-    return PartnerOut(**data, routing=partner_registry.routing_of(session, partner.id),
-                      queued=held.get(False, 0), parked=held.get(True, 0), dead=dead)
+    # Derived, not stored: a column updated on every delivery would serialise them all.
+    last_success = session.scalar(select(func.max(Exchange.delivered_at)).where(Exchange.partner_id == partner.id))
+    last_failure = session.scalar(select(func.max(Exchange.updated_at)).where(
+        Exchange.partner_id == partner.id, Exchange.state.in_(("failed", "dead"))))
+    return PartnerOut(**data, routing=partner_registry.routing_of(session, partner.id), queued=held.get(False, 0),
+                      parked=held.get(True, 0), dead=dead, last_success_at=last_success, last_failure_at=last_failure)
 
 
 def _manifest(gw: Gateway, connector_type: str):  # type: ignore[no-untyped-def]

@@ -1,8 +1,11 @@
 """The audit log: append-only NEN 7513 events, each chained to the one before by SHA-256.
 
-An entry records field *names* and a payload digest, never values. Appending takes a lock that
-serialises writers across processes (``pg_advisory_xact_lock`` on PostgreSQL; SQLite's
-``BEGIN IMMEDIATE`` already does), so the chain has one head even with several gateways.
+An entry records field *names* and a payload digest, never values. :func:`record` only queues an
+entry in the caller's transaction; :func:`seal` — called by the store as the last step before
+commit — takes the lock that serialises chain writers across processes (``pg_advisory_xact_lock``
+on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already does), links the queued entries to the head
+and inserts them. Taking that lock last, and holding it only for the inserts, keeps it out of
+every lock cycle and off the hot path.
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ def record(
     payload_digest: str | None = None,
     detail: str | None = None,
 ) -> AuditEntry:
-    """Append one event in the caller's transaction, so it commits or vanishes with the change."""
+    """Queue one event in the caller's transaction, so it commits or vanishes with the change."""
     if action_code not in "CRUDE":
         raise ValueError("action_code is one of C, R, U, D, E")
     entry = AuditEntry(
@@ -113,8 +116,20 @@ def record(
         payload_digest=payload_digest,
         detail=detail,
     )
-    entry.prev_hash = _lock_and_head(session)
-    entry.hash = entry_hash(entry.prev_hash, entry)
-    session.add(entry)
-    session.flush()
+    session.info.setdefault("audit_pending", []).append(entry)
     return entry
+
+
+def seal(session: Session) -> int:
+    """Chain and insert the entries queued in this transaction; returns how many."""
+    pending: list[AuditEntry] = session.info.pop("audit_pending", [])
+    if not pending:
+        return 0
+    session.flush()  # every other change first, so no row lock is taken after the chain lock
+    head = _lock_and_head(session)
+    for entry in pending:
+        entry.prev_hash = head
+        entry.hash = head = entry_hash(head, entry)
+    session.add_all(pending)
+    session.flush()
+    return len(pending)

@@ -64,8 +64,6 @@ class Partner(Base):
     state_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     state_changed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     state_changed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    last_success_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    last_failure_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -100,7 +98,8 @@ class Exchange(Base):
     __tablename__ = "exchanges"
     __table_args__ = (
         Index("ix_exchanges_state_created", "state", "created_at"),
-        Index("ix_exchanges_partner_state", "partner_id", "state"),
+        Index("ix_exchanges_partner_state", "partner_id", "state", "updated_at"),
+        Index("ix_exchanges_partner_delivered", "partner_id", "delivered_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -119,19 +119,14 @@ def record(gw: "Gateway", attempt: Attempt, result: DeliveryResult, owner: str) 
         if exchange is None or exchange.state != "sending" or exchange.attempts != attempt.attempt:
             # Our lease ran out and another worker took over; its attempt decides.
             return exchange.state if exchange else "gone"
-        partner = session.get(Partner, exchange.partner_id)
         exchange.last_status = result.status
         if result.outcome == "delivered":
             transition(session, exchange, "delivered", actor=WORKER, reason=result.reason, attempt=attempt.attempt)
             exchange.delivered_at, exchange.receipt, exchange.last_error = now, result.receipt, None
-            if partner is not None:
-                partner.last_success_at = now
             if item is not None:
                 session.delete(item)
             return exchange.state
         exchange.last_error = result.reason
-        if partner is not None:
-            partner.last_failure_at = now
         delay = None
         if result.outcome == "retry":
             policy = get_policy(exchange.retry_policy)

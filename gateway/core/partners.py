@@ -94,8 +94,6 @@ def public(partner: Partner, manifest: "ConnectorManifest | None" = None, box: B
         "state": partner.state,
         "state_reason": partner.state_reason,
         "state_changed_at": partner.state_changed_at,
-        "last_success_at": partner.last_success_at,
-        "last_failure_at": partner.last_failure_at,
     }
 
 

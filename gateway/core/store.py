@@ -84,9 +84,12 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A write transaction: committed when the block ends, rolled back on any error."""
+        from gateway.core.audit import seal
+
         with self._write() as session:
             with session.begin():
                 yield session
+                seal(session)
             events = session.info.pop("exchange_events", [])
         if events:
             for listener in self.listeners:

@@ -106,7 +106,8 @@ def upgrade() -> None:
     with op.batch_alter_table('exchanges', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_exchanges_connector_type'), ['connector_type'], unique=False)
         batch_op.create_index(batch_op.f('ix_exchanges_correlation_id'), ['correlation_id'], unique=False)
-        batch_op.create_index('ix_exchanges_partner_state', ['partner_id', 'state'], unique=False)
+        batch_op.create_index('ix_exchanges_partner_delivered', ['partner_id', 'delivered_at'], unique=False)
+        batch_op.create_index('ix_exchanges_partner_state', ['partner_id', 'state', 'updated_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_exchanges_route_id'), ['route_id'], unique=False)
         batch_op.create_index('ix_exchanges_state_created', ['state', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_exchanges_subject'), ['subject'], unique=False)
@@ -136,8 +137,6 @@ def upgrade() -> None:
     sa.Column('state_reason', sa.Text(), nullable=True),
     sa.Column('state_changed_at', gateway.core.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('state_changed_by', sa.String(length=200), nullable=True),
-    sa.Column('last_success_at', gateway.core.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_failure_at', gateway.core.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', gateway.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', gateway.core.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
@@ -215,6 +214,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_exchanges_state_created')
         batch_op.drop_index(batch_op.f('ix_exchanges_route_id'))
         batch_op.drop_index('ix_exchanges_partner_state')
+        batch_op.drop_index('ix_exchanges_partner_delivered')
         batch_op.drop_index(batch_op.f('ix_exchanges_correlation_id'))
         batch_op.drop_index(batch_op.f('ix_exchanges_connector_type'))
 
