@@ -139,8 +139,9 @@ def _set(target: dict[str, Any], path: str, value: Any) -> None:
     target[parts[-1]] = value
 
 
-def _is_confidential(path: str, confidential: frozenset[str]) -> bool:
-    return any(path == c or path.startswith(c + ".") or c.startswith(path + ".") for c in confidential)
+def _is_confidential(path: str, confidential: frozenset[str], *, whole_value: bool) -> bool:
+    """Is the value at ``path`` (or, when it is copied whole, anything inside it) confidential?"""
+    return any(path == c or path.startswith(c + ".") or (whole_value and c.startswith(path + ".")) for c in confidential)
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,8 @@ class Mapping:
                     result.names.append(target)
                 continue
             source_path = src_prefix + rule.from_.replace("[]", "")
-            if _is_confidential(source_path, confidential):
+            # A list mapped item by item is checked per field inside; a value copied whole is not.
+            if _is_confidential(source_path, confidential, whole_value=rule.each is None):
                 allowed = rule.confidential and (basis is not None and (not rule.bases or basis in rule.bases))
                 if not allowed:
                     result.withheld.append((source_path, "confidential field not allowed by this mapping and basis"))
@@ -230,3 +232,11 @@ def load_mappings(directory: Path) -> dict[str, Mapping]:
 
 def json_schema() -> dict[str, Any]:
     return MappingFile.model_json_schema(by_alias=True)
+
+
+if __name__ == "__main__":  # writes docs/mapping.schema.json
+    import json as _json
+
+    target = Path(__file__).resolve().parents[2] / "docs" / "mapping.schema.json"
+    target.write_text(_json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")
+    print(f"wrote {target}")
