@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway import __version__
 from gateway import logging as gateway_logging
+from gateway import telemetry
 from gateway.api import connectors, exchanges, health, messages, partners
 from gateway.api.guards import BodyGuard, CorrelationId, ErrorShield
 from gateway.core import problems
@@ -44,6 +45,7 @@ def check_durability(gw: Gateway) -> dict[str, str]:
 def create_app(settings: Settings | None = None, plugins: Iterable[ModuleType | object] = ()) -> FastAPI:
     settings = settings or load_settings()
     gateway_logging.configure(settings.log_level, settings.log_format)
+    telemetry.configure(settings)
     gw = Gateway(settings, plugins)
 
     @asynccontextmanager

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography.fernet import Fernet
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
@@ -63,9 +63,13 @@ class Settings(BaseSettings):
     # Multiplies every retry delay; tests and chaos runs shrink time with it.
     retry_scale: float = 1.0
 
-    # Observability
+    # Observability. The OpenTelemetry exporter reads the standard OTEL_* names.
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "GATEWAY_OTEL_EXPORTER_OTLP_ENDPOINT"))
+    otel_service_name: str = Field(
+        default="schakel-gateway", validation_alias=AliasChoices("OTEL_SERVICE_NAME", "GATEWAY_OTEL_SERVICE_NAME"))
 
     @field_validator("enabled_plugins", "encryption_keys", mode="before")
     @classmethod
