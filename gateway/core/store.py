@@ -8,8 +8,9 @@ PostgreSQL runs with ``synchronous_commit=on`` so a commit the gateway acknowled
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,9 @@ class Store:
         else:
             self.engine = _postgres_engine(url)
             self.read_engine = self.engine
+        # SQLite has one writer. Threads of this process queue on a lock instead of colliding on
+        # BEGIN IMMEDIATE, where SQLite's busy handler would put them to sleep for up to 100 ms.
+        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
         # Called with the exchange events of each committed transaction (never on rollback).
@@ -86,7 +90,7 @@ class Store:
         """A write transaction: committed when the block ends, rolled back on any error."""
         from gateway.core.audit import seal
 
-        with self._write() as session:
+        with self._write_lock or nullcontext(), self._write() as session:
             with session.begin():
                 yield session
                 seal(session)
