@@ -9,20 +9,37 @@ from gateway.core.problems import Problem
 Scope = dict[str, Any]
 
 
-class BodyGuard:
+class HttpMiddleware:
+    """Pure ASGI middleware for HTTP requests only; other scopes pass straight through.
+
+    Pure ASGI rather than Starlette's BaseHTTPMiddleware, which wraps errors raised while the
+    body streams in an ExceptionGroup and so hides a 413 behind a 500.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
+        raise NotImplementedError
+
+
+class BodyGuard(HttpMiddleware):
     """413 for a body over the limit (by header or as it streams); 415 for a content encoding.
 
     Request bodies are never decompressed: a gzip bomb is refused, not inflated.
     """
 
     def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
         encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
@@ -59,20 +76,14 @@ async def _empty_receive() -> dict[str, Any]:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-class ErrorShield:
+class ErrorShield(HttpMiddleware):
     """Turns an unhandled error into a problem+json 500 and logs where it happened — never what.
 
     Starlette's own server-error middleware re-raises after answering, and the server then
     prints a traceback that can quote SQL parameters or message content; this stops the error here.
     """
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
         started = False
 
         async def tracking_send(message: dict[str, Any]) -> None:
@@ -97,17 +108,11 @@ class ErrorShield:
                 await BodyGuard._refuse(scope, send, Problem("internal-error", "The error was logged; no details are returned."))
 
 
-class CorrelationId:
+class CorrelationId(HttpMiddleware):
     """Binds a correlation id (the caller's ``X-Correlation-ID`` or a new one) to every log line
     of the request and echoes it in the answer."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
         import uuid
 
         import structlog
