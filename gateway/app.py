@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from gateway import __version__
 from gateway import logging as gateway_logging
 from gateway import telemetry
-from gateway.api import connectors, exchanges, health, messages, partners
+from gateway.api import connectors, exchanges, health, messages, partners, privacy
 from gateway.api.guards import BodyGuard, CorrelationId, ErrorShield
 from gateway.core import problems
 from gateway.core.delivery import DeliveryWorker
@@ -42,6 +42,35 @@ def check_durability(gw: Gateway) -> dict[str, str]:
     return settings
 
 
+async def maintenance(gw: Gateway) -> None:
+    """Hourly: purge old message bodies; and sign an audit checkpoint when the last is a day old.
+
+    Every process runs it; both steps are safe to repeat, so several gateways need no leader.
+    """
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from gateway.core import audit, audit_chain, retention
+    from gateway.core.models import AuditCheckpoint, utcnow
+
+    actor = audit.Actor.system("maintenance")
+
+    def once() -> None:
+        retention.purge_bodies(gw.store, gw.settings.body_retention_days, actor)
+        with gw.store.transaction() as session:
+            last = session.scalar(select(func.max(AuditCheckpoint.created_at)))
+            if last is None or utcnow() - last >= timedelta(hours=gw.settings.audit_checkpoint_interval_hours):
+                audit_chain.checkpoint(session, gw.settings.audit_signing_key)  # type: ignore[arg-type]
+
+    while True:
+        try:
+            await run_in_threadpool(once)
+        except Exception as exc:
+            log.warning("maintenance_failed", error_type=type(exc).__name__)
+        await asyncio.sleep(gw.settings.maintenance_interval_seconds)
+
+
 def create_app(settings: Settings | None = None, plugins: Iterable[ModuleType | object] = ()) -> FastAPI:
     settings = settings or load_settings()
     gateway_logging.configure(settings.log_level, settings.log_format)
@@ -55,6 +84,7 @@ def create_app(settings: Settings | None = None, plugins: Iterable[ModuleType | 
         await run_in_threadpool(check_durability, gw)
         gw.http = gw.new_http_client()
         tasks: list[asyncio.Task[None]] = []
+        tasks.append(asyncio.create_task(maintenance(gw), name="maintenance"))
         if settings.worker_enabled:
             worker = DeliveryWorker(gw)
             gw.workers.append(worker)
@@ -83,7 +113,7 @@ def create_app(settings: Settings | None = None, plugins: Iterable[ModuleType | 
     )
     app.state.gateway = gw
     problems.install(app)
-    for router in (health.router, messages.router, exchanges.router, connectors.router, partners.router):
+    for router in (health.router, messages.router, exchanges.router, connectors.router, partners.router, privacy.router):
         app.include_router(router)
     for router, prefix in gw.registry.routers:
         app.include_router(router, prefix=prefix)

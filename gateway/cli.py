@@ -22,8 +22,12 @@ exchanges_app = typer.Typer(help="Exchanges: list, show, replay.", no_args_is_he
 dead_app = typer.Typer(help="Dead letters: list, replay.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens for people and partner systems.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail: verify, checkpoint, export.", no_args_is_help=True)
+keys_app = typer.Typer(help="Encryption keys.", no_args_is_help=True)
+retention_app = typer.Typer(help="Retention of message bodies.", no_args_is_help=True)
 for sub, name in ((connectors_app, "connectors"), (partners_app, "partners"), (exchanges_app, "exchanges"),
-                  (dead_app, "dead-letters"), (db_app, "db"), (tokens_app, "tokens")):
+                  (dead_app, "dead-letters"), (db_app, "db"), (tokens_app, "tokens"), (audit_app, "audit"),
+                  (keys_app, "keys"), (retention_app, "retention")):
     app.add_typer(sub, name=name)
 
 console = Console()
@@ -370,6 +374,87 @@ def dead_replay(reason: Reason, partner: Optional[str] = None) -> None:
         console.print("no dead letters")
         return
     _replay(ids, reason)
+
+
+# --- privacy --------------------------------------------------------------------------------------
+
+@audit_app.command("verify")
+def audit_verify(
+    checkpoint: Annotated[Optional[str], typer.Option(help="An exported checkpoint (JSON) to hold the log to")] = None,
+) -> None:
+    """Walk the hash chain and the checkpoints; name the first broken entry (exit 1)."""
+    from pathlib import Path
+
+    from gateway.core import audit_chain
+
+    gw = _gateway()
+    extra = [json.loads(Path(checkpoint).read_text())] if checkpoint else None
+    with gw.store.reading() as session:
+        result = audit_chain.verify(session, extra)
+    if result.ok:
+        console.print(f"audit chain intact: {result.entries} entries, head seq {result.head_seq}, "
+                      f"{result.checkpoints_checked} checkpoint(s) checked")
+        return
+    console.print(f"[red]audit chain BROKEN[/red] at entry seq {result.first_broken_seq}: {result.problem}")
+    raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(export: Annotated[Optional[str], typer.Option(help="Also write the checkpoint to this file")] = None) -> None:
+    """Sign the current chain head (the server does this daily)."""
+    from pathlib import Path
+
+    from gateway.core import audit_chain
+
+    gw = _gateway()
+    with gw.store.transaction() as session:
+        row = audit_chain.checkpoint(session, gw.settings.audit_signing_key)
+        if row is None:
+            _fail("the audit log is empty")
+        data = audit_chain.export_checkpoint(row)
+    if export:
+        Path(export).write_text(json.dumps(data, indent=2) + "\n")
+    console.print_json(json.dumps(data))
+
+
+@audit_app.command("export")
+def audit_export_cmd(output: str, format: Annotated[str, typer.Option(help="jsonl or fhir")] = "jsonl") -> None:
+    """Write the audit trail as JSON lines or FHIR R4 AuditEvent resources."""
+    from gateway.core import audit, audit_export
+
+    if format not in ("jsonl", "fhir"):
+        _fail("format is jsonl or fhir")
+    gw = _gateway()
+    with gw.store.transaction() as session:
+        audit.record(session, "audit.exported", actor=_actor(), action_code="R", detail=format)
+    count = 0
+    with gw.store.reading() as session, open(output, "w", encoding="utf-8") as handle:
+        for line in audit_export.lines(session, format):
+            handle.write(line)
+            count += 1
+    console.print(f"{count} entries written to {output}")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt bodies, evidence and partner secrets under the first key in GATEWAY_ENCRYPTION_KEYS."""
+    from gateway.core import retention
+
+    gw = _gateway()
+    with Progress(console=console) as progress:
+        task = progress.add_task("re-encrypting", total=None)
+        count = retention.rotate_keys(gw.store, gw.box, _actor(), lambda n: progress.advance(task, n))
+    console.print(f"{count} values re-encrypted; the old key may now be removed")
+
+
+@retention_app.command("purge")
+def retention_purge(days: Optional[int] = None) -> None:
+    """Erase bodies of finished exchanges older than GATEWAY_BODY_RETENTION_DAYS (the audit trail stays)."""
+    from gateway.core import retention
+
+    gw = _gateway()
+    count = retention.purge_bodies(gw.store, days if days is not None else gw.settings.body_retention_days, _actor())
+    console.print(f"{count} message bodies erased")
 
 
 if __name__ == "__main__":  # pragma: no cover

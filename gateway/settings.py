@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     # Multiplies every retry delay; tests and chaos runs shrink time with it.
     retry_scale: float = 1.0
 
+    # Privacy
+    body_retention_days: int = 90
+    audit_checkpoint_interval_hours: float = 24.0
+    maintenance_interval_seconds: float = 3600.0
+
     # Observability. The OpenTelemetry exporter reads the standard OTEL_* names.
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"

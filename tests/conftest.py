@@ -107,6 +107,20 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     return make_settings(database_url, tmp_path)
 
 
+CLIENT = "C-1001"  # the fictional client of the generic notices in tests.helpers.notice
+
+
+def grant_consent(gw: Gateway, client_id: str, partner_id: str | None = None, partner_kind: str | None = None,
+                  purpose: str = "signalering") -> str:
+    from gateway.core.consent import ConsentIn, record
+
+    with gw.store.transaction() as session:
+        row = record(session, ConsentIn(client_id=client_id, partner_id=partner_id, partner_kind=partner_kind,
+                                        purpose=purpose, evidence_reference="toestemmingsformulier (fictief)"),
+                     gw.pseudonymise(client_id), audit.Actor("test-hulpverlener", "hulpverlener"))
+        return row.id
+
+
 class LiveGateway:
     """A running gateway (real HTTP) plus direct access to its runtime for setting up and checking."""
 
@@ -128,12 +142,16 @@ class LiveGateway:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token(role, partner_id)}"},
                             timeout=30)
 
-    def add_partner(self, partner_id: str, endpoint: str, connector_type: str = "webhook", **fields: Any) -> None:
+    def add_partner(self, partner_id: str, endpoint: str, connector_type: str = "webhook",
+                    consenting_clients: tuple[str, ...] = (CLIENT,), **fields: Any) -> None:
+        """Register a partner; the fictional clients named have consented to notices to it."""
         data = partner_registry.PartnerIn(id=partner_id, connector_type=connector_type, name=fields.pop("name", partner_id),
                                           endpoint=endpoint, **fields)
         with self.gw.store.transaction() as session:
             partner_registry.create(session, data, self.gw.registry.connectors[connector_type].manifest, self.gw.box,
                                     audit.Actor.system("test"))
+        for client in consenting_clients:
+            grant_consent(self.gw, client, partner_id=partner_id)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from gateway.core.models import Exchange
 from gateway.core.runtime import Gateway
 from gateway.core.store import upgrade
 from sqlalchemy import func, select
-from tests.conftest import settings_from_env, test_env
+from tests.conftest import CLIENT, grant_consent, settings_from_env, test_env
 from tests.helpers import eventually, notice, sink_control, sink_stats
 from tests.servers import ProcessServer, sink_process
 
@@ -33,6 +33,7 @@ def _prepare(database_url: str, data_dir: Path, sink_url: str) -> tuple[dict[str
             id="partner-a", connector_type="webhook", name="Sink", endpoint=sink_url + "/inbox"),
             gw.registry.connectors["webhook"].manifest, gw.box, audit.Actor.system("test"))
         _, token = create_token(session, "load", "hulpverlener")
+    grant_consent(gw, CLIENT, partner_kind="webhook")
     return env, token, gw
 
 

@@ -36,6 +36,8 @@ class ParsedMessage:
     attributes: dict[str, str] = field(default_factory=dict)
     partner_id: str | None = None
     confidential: frozenset[str] = frozenset()
+    # Evidence for a non-consent legal basis, keyed by basis (e.g. the meldcode weighing for meldrecht).
+    basis_evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,9 @@ class Exchange(Base):
     payload_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     payload_digest: Mapped[str] = mapped_column(String(80))
     fields_out: Mapped[list[str]] = mapped_column(default=list)
+    # What supports a non-consent basis (who weighed, when, which exception): encrypted, it names people.
+    basis_evidence_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    body_purged_at: Mapped[datetime | None] = mapped_column(nullable=True)
     retry_policy: Mapped[str] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -228,3 +231,40 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Consent(Base):
+    """A client's consent, shaped like FHIR R4 Consent. Never updated but to withdraw it."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_client_status", "client", "status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    client: Mapped[str] = mapped_column(String(128))
+    partner_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    partner_kind: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    purpose: Mapped[str] = mapped_column(String(100))
+    data_categories: Mapped[list[str]] = mapped_column(default=list)
+    valid_from: Mapped[datetime] = mapped_column()
+    valid_to: Mapped[datetime | None] = mapped_column(nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    evidence_reference: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    withdrawn_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    withdrawal_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class AuditCheckpoint(Base):
+    """A signed record of the chain head, so that cutting off the newest entries shows."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    hash: Mapped[str] = mapped_column(String(64))
+    entries: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    public_key: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(128))

@@ -129,7 +129,8 @@ class Pipeline:
         with gw.store.reading() as session:
             partner = self._resolve_partner(session, route, parsed)
             with tracer.start_as_current_span("pipeline.authorise"):
-                decision = gw.policy.authorise(session, Request("submit", route, partner, subject, claimed_basis))
+                decision = gw.policy.authorise(session, Request("submit", route, partner, subject, claimed_basis,
+                                                                parsed.basis_evidence))
         validated_at = utcnow()
         mapped_fields: dict[str, Any] = {}
         names: list[str] = []
@@ -166,6 +167,8 @@ class Pipeline:
                 idempotency_key=f"schakel-{exchange_id}",
                 content_type=media_type,
                 payload_encrypted=gw.box.encrypt(payload) if decision.allowed else None,
+                basis_evidence_encrypted=(gw.box.encrypt_json(parsed.basis_evidence[decision.basis])
+                                          if decision.basis in parsed.basis_evidence else None),
                 payload_digest=digest(payload),
                 fields_out=names,
                 retry_policy=route.retry_policy,
@@ -188,7 +191,8 @@ class Pipeline:
             else:
                 transition(session, exchange, "refused", actor=actor, reason=decision.reason)
                 problem = Problem("refused", decision.reason, extensions={
-                    "exchange_id": exchange_id, "missing_basis": list(decision.missing)})
+                    "exchange_id": exchange_id, "missing_basis": list(decision.missing),
+                    "basis_reasons": decision.reasons, "accepted_bases": list(route.legal_bases)})
                 answer = Answer(problem.http_status, problem.body(), "application/problem+json")
             if claim is not None:
                 idempotency.complete(session, claim[0], claim[1], answer.status, answer.body, answer.media_type, exchange_id)

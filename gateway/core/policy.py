@@ -1,16 +1,26 @@
 """The policy seam: the one place an exchange is authorised.
 
 It is asked twice: when a message is submitted (before anything is queued) and again before
-every delivery attempt, so that what changed while a message waited — a partner removed, a
-route withdrawn, and (privacy core) a consent withdrawn or expired — stops it from leaving.
+every delivery attempt, so that what changed while a message waited — a consent withdrawn or
+expired, a route withdrawn — stops it from leaving.
+
+A route lists the legal bases it accepts. The submitter may name one (``Schakel-Legal-Basis``);
+otherwise they are tried in the route's order: ``toestemming`` holds with an active consent of
+the client for this partner (or kind of partner), purpose and data categories; ``wettelijke_plicht``
+holds by the route; the other named grounds hold only with valid recorded evidence. Plugins may
+add restrictions through their own checks; nothing here can be loosened by a plugin.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy.orm import Session
+
+from gateway.core import consent as consents
+from gateway.core import legal
+from gateway.core.models import Consent, utcnow
 
 if TYPE_CHECKING:
     from gateway.core.models import Exchange, Partner
@@ -24,7 +34,8 @@ class Decision:
     reason: str
     basis: str | None = None
     consent_id: str | None = None
-    missing: tuple[str, ...] = field(default=())
+    missing: tuple[str, ...] = ()
+    reasons: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -36,13 +47,19 @@ class Request:
     partner: "Partner"
     subject: str | None
     claimed_basis: str | None = None
+    evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Policy:
-    """Allows only routes that are configured, to partners of the route's connector type."""
-
     def __init__(self, registry: "Registry") -> None:
         self.registry = registry
+
+    def _partner_kinds(self, partner: "Partner") -> set[str]:
+        kinds = {partner.connector_type}
+        connector = self.registry.connectors.get(partner.connector_type)
+        if connector is not None:
+            kinds.add(connector.manifest.partner_kind)
+        return kinds
 
     def authorise(self, session: Session, request: Request) -> Decision:
         route = self.registry.routes.get(request.route.id)
@@ -50,10 +67,48 @@ class Policy:
             return Decision(False, f"route {request.route.id} is no longer configured")
         if request.partner.connector_type != route.target:
             return Decision(False, f"partner is not a {route.target} partner")
-        return Decision(True, f"route {route.id} is configured", basis=request.claimed_basis)
+        if not route.legal_bases:
+            return Decision(False, f"route {route.id} declares no legal basis, so nothing may leave on it")
+        claimed = request.claimed_basis
+        if claimed is not None and claimed not in route.legal_bases:
+            return Decision(False, f"route {route.id} does not accept the basis {claimed}; it accepts "
+                                   f"{', '.join(route.legal_bases)}", missing=route.legal_bases)
+        reasons: dict[str, str] = {}
+        for name in ([claimed] if claimed else list(route.legal_bases)):
+            basis = legal.BASES[name]
+            if basis.consent:
+                if request.subject is None:
+                    reasons[name] = "no client is identified, so no consent can be found"
+                    continue
+                found = consents.find_active(session, request.subject, request.partner,
+                                             self._partner_kinds(request.partner), route.purpose, route.data_categories)
+                if found is not None:
+                    return Decision(True, f"consent {found.id}", basis=name, consent_id=found.id)
+                reasons[name] = (f"no active consent of the client for partner {request.partner.id} and purpose "
+                                 f"{route.purpose}")
+                continue
+            if not basis.evidence:
+                return Decision(True, f"{basis.title} ({basis.law})", basis=name)
+            problem = basis.check_evidence(request.evidence.get(name))
+            if problem is None:
+                return Decision(True, f"{basis.title} ({basis.law}), evidence recorded", basis=name)
+            reasons[name] = problem
+        missing = tuple(reasons)
+        return Decision(False, "no basis allows this exchange: " + "; ".join(reasons.values()), missing=missing,
+                        reasons=reasons)
 
     def recheck(self, session: Session, exchange: "Exchange", partner: "Partner") -> Decision:
         route = self.registry.routes.get(exchange.route_id)
         if route is None:
             return Decision(False, f"route {exchange.route_id} is no longer configured")
-        return self.authorise(session, Request("deliver", route, partner, exchange.subject, exchange.legal_basis))
+        if exchange.legal_basis not in route.legal_bases:
+            return Decision(False, f"route {route.id} no longer accepts the basis {exchange.legal_basis}")
+        if exchange.legal_basis == "toestemming":
+            consent = session.get(Consent, exchange.consent_id) if exchange.consent_id else None
+            now = utcnow()
+            if consent is None:
+                return Decision(False, "the consent this message relied on no longer exists")
+            if not consents.is_valid(consent, now):
+                return Decision(False, consents.why_invalid(consent, now))
+            return Decision(True, f"consent {consent.id}", basis="toestemming", consent_id=consent.id)
+        return Decision(True, f"basis {exchange.legal_basis} recorded at submission", basis=exchange.legal_basis)

@@ -32,6 +32,7 @@ class Route:
     retry_policy: str = "standard"
     partner_attribute: str | None = None
     sources: tuple[str, ...] = ("hulpverlener", "beheerder")
+    data_categories: tuple[str, ...] = ()
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -40,6 +41,11 @@ class Route:
             raise ValueError(f"route id {self.id!r} is not a valid identifier")
         if self.retry_policy not in POLICIES:
             raise ValueError(f"route {self.id}: unknown retry policy {self.retry_policy!r}")
+        from gateway.core.legal import BASES
+
+        unknown = [basis for basis in self.legal_bases if basis not in BASES]
+        if unknown:
+            raise ValueError(f"route {self.id}: unknown legal basis {unknown[0]!r}; known: {', '.join(BASES)}")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +58,7 @@ class Route:
             "retry_policy": self.retry_policy,
             "partner_attribute": self.partner_attribute,
             "sources": list(self.sources),
+            "data_categories": list(self.data_categories),
             "description": self.description,
         }
 
@@ -68,6 +75,7 @@ class RouteFileEntry(BaseModel):
     retry_policy: str = "standard"
     partner_attribute: str | None = None
     sources: list[str] = Field(default_factory=lambda: ["hulpverlener", "beheerder"])
+    data_categories: list[str] = Field(default_factory=list)
     description: str = ""
 
 
@@ -93,7 +101,8 @@ def load_routes_file(path: Path) -> list[Route]:
     for entry in parsed.routes:
         data = entry.model_dump()
         try:
-            routes.append(Route(**{**data, "legal_bases": tuple(data["legal_bases"]), "sources": tuple(data["sources"])}))
+            routes.append(Route(**{**data, "legal_bases": tuple(data["legal_bases"]), "sources": tuple(data["sources"]),
+                                   "data_categories": tuple(data["data_categories"])}))
         except ValueError as exc:
             raise ValueError(f"routes file {path}: {exc}") from None
     return routes

@@ -34,10 +34,13 @@ def test_a_partner_secret_is_stored_encrypted_and_never_returned(live_gateway, s
 
 
 def test_the_partner_is_resolved_from_the_routing_table_and_gets_its_own_token(live_gateway, sink, tmp_path):
+    from tests.conftest import CLIENT, grant_consent
+
+    grant_consent(live_gateway.gw, CLIENT, partner_kind="webhook")
     routes = tmp_path / "routes.yaml"
     routes.write_text(
         "routes:\n  - {id: webhook.regional, message_type: notice, target: webhook, purpose: signalering,"
-        " mapping: webhook_notice, partner_attribute: region}\n")
+        " legal_bases: [toestemming], mapping: webhook_notice, partner_attribute: region}\n")
     live_gateway.gw.settings.routes_file = routes
     from gateway.core.plugins import add_routes
     from gateway.core.routing import load_routes_file

@@ -20,7 +20,7 @@ NOTICE_ROUTE = Route(
     message_type="notice",
     target="webhook",
     purpose="signalering",
-    legal_bases=("toestemming",),
+    legal_bases=("toestemming", "vitaal_belang"),
     mapping="webhook_notice",
     retry_policy="standard",
     partner_attribute=None,
@@ -74,9 +74,10 @@ def parse_inbound(message: InboundMessage) -> ParsedMessage | None:
     notice = parse_json(message.body, Notice)
     attributes = {"region": notice.region} if notice.region else {}
     return ParsedMessage(
-        data=notice.model_dump(exclude={"partner", "region"}),
+        data=notice.model_dump(exclude={"partner", "region", "evidence"}),
         partner_message_id=None,
         subject=notice.client_id,
         attributes=attributes,
         partner_id=notice.partner,
+        basis_evidence=notice.evidence,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -14,3 +16,5 @@ class Notice(BaseModel):
     client_id: str | None = Field(default=None, max_length=64, description="ECD client number; pseudonymised")
     partner: str | None = Field(default=None, max_length=64, description="Send to this partner id")
     region: str | None = Field(default=None, max_length=64, description="Route by region through the routing table")
+    evidence: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Evidence per legal basis that is not consent, e.g. vitaal_belang")
