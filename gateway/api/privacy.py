@@ -84,8 +84,8 @@ def show_consent(consent_id: str, gw: GatewayDep, _: WorkerOrPrivacy, format: Li
 @router.post("/consents/{consent_id}/withdraw", summary="Withdraw a consent; waiting messages relying on it are refused")
 def withdraw_consent(consent_id: str, body: ReasonIn, gw: GatewayDep, principal: WorkerOrPrivacy) -> dict[str, Any]:
     with gw.store.transaction() as session:
-        row, stopped = consents.withdraw(session, consent_id, body.reason, principal.actor())
-        return {**consents.as_dict(row), "stopped_exchanges": stopped}
+        row, stopped, in_flight = consents.withdraw(session, consent_id, body.reason, principal.actor())
+        return {**consents.as_dict(row), "stopped_exchanges": stopped, "in_flight_exchanges": in_flight}
 
 
 # --- audit ---------------------------------------------------------------------------------------

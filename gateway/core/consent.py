@@ -90,8 +90,13 @@ def find_active(session: Session, subject: str, partner: "Partner", partner_kind
     return None
 
 
-def withdraw(session: Session, consent_id: str, reason: str, actor: audit.Actor) -> tuple[Consent, list[str]]:
-    """Withdraw a consent and refuse every waiting message that relies on it; returns their ids."""
+def withdraw(session: Session, consent_id: str, reason: str, actor: audit.Actor) -> tuple[Consent, list[str], list[str]]:
+    """Withdraw a consent and refuse every waiting message that relies on it.
+
+    Returns the consent, the exchanges stopped, and those whose attempt was already in flight:
+    an attempt on the wire cannot be recalled, but none starts after this commits, because each
+    attempt re-reads the consent under a share lock that this transaction's update excludes.
+    """
     consent = session.get(Consent, consent_id, with_for_update=True)
     if consent is None:
         raise Problem("not-found", "No consent with that id.")
@@ -101,14 +106,23 @@ def withdraw(session: Session, consent_id: str, reason: str, actor: audit.Actor)
     consent.status, consent.withdrawn_at, consent.withdrawn_by, consent.withdrawal_reason = "inactive", now, actor.user_id, reason
     audit.record(session, "consent.withdrawn", actor=actor, action_code="U", purpose=consent.purpose, client=consent.client,
                  partner_id=consent.partner_id, consent_id=consent.id, legal_basis="toestemming", detail=reason)
-    stopped = []
-    waiting = select(Exchange).join(OutboxItem, OutboxItem.exchange_id == Exchange.id).where(
-        Exchange.consent_id == consent.id, Exchange.state.in_(("queued", "failed", "parked")))
-    for exchange in session.scalars(waiting):
-        transition(session, exchange, "refused", actor=actor, reason=why_invalid(consent, now))
-        session.delete(session.get(OutboxItem, exchange.id))
-        stopped.append(exchange.id)
-    return consent, stopped
+    # Lock order everywhere: outbox row, then exchange — the delivery worker takes them so too.
+    items = list(session.scalars(
+        select(OutboxItem).join(Exchange, OutboxItem.exchange_id == Exchange.id)
+        .where(Exchange.consent_id == consent.id).with_for_update(of=OutboxItem)))
+    stopped, in_flight = [], []
+    for item in items:
+        exchange = session.get(Exchange, item.exchange_id)
+        if exchange is None:
+            continue
+        if exchange.state in ("queued", "failed", "parked"):
+            transition(session, exchange, "refused", actor=actor, reason=why_invalid(consent, now))
+            session.delete(item)
+            stopped.append(exchange.id)
+        elif exchange.state == "sending":
+            # Already on the wire; its outcome is recorded, and no further attempt will start.
+            in_flight.append(exchange.id)
+    return consent, stopped, in_flight
 
 
 def as_dict(consent: Consent) -> dict[str, Any]:

@@ -239,5 +239,5 @@ def _release_held(session: Session, condition: Any) -> None:
     """Parked messages flow again: back to ``queued`` and due now."""
     from gateway.core.exchange import release_parked
 
-    items = list(session.scalars(select(OutboxItem).where(OutboxItem.held.is_(True), condition)))
+    items = list(session.scalars(select(OutboxItem).where(OutboxItem.held.is_(True), condition).with_for_update()))
     release_parked(session, items)

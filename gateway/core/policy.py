@@ -104,7 +104,9 @@ class Policy:
         if exchange.legal_basis not in route.legal_bases:
             return Decision(False, f"route {route.id} no longer accepts the basis {exchange.legal_basis}")
         if exchange.legal_basis == "toestemming":
-            consent = session.get(Consent, exchange.consent_id) if exchange.consent_id else None
+            # A share lock: a withdrawal committing now waits for this attempt's decision, or wins.
+            consent = (session.get(Consent, exchange.consent_id, with_for_update={"read": True})
+                       if exchange.consent_id else None)
             now = utcnow()
             if consent is None:
                 return Decision(False, "the consent this message relied on no longer exists")

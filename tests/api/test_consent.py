@@ -1,0 +1,144 @@
+"""Nothing leaves without a basis: consent, or a named legal ground with its evidence."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import httpx
+
+from tests.helpers import eventually, exchange_state, notice, sink_control, sink_stats, submit
+
+PSEUDONYM_PREFIX = "psn:"
+
+
+def _audit(client: httpx.Client, exchange_id: str) -> list[dict]:
+    return client.get("/api/v1/audit", params={"exchange": exchange_id}).json()["items"]
+
+
+def test_without_consent_the_exchange_is_refused_with_a_clear_reason_and_audited(live_gateway, sink):
+    live_gateway.add_partner("partner-a", sink.url + "/inbox", consenting_clients=())
+    with live_gateway.client("hulpverlener") as worker:
+        refused = submit(worker, notice("r-none"))
+    assert refused.status_code == 403
+    problem = refused.json()
+    assert problem["type"] == "/problems/refused"
+    assert problem["missing_basis"] == ["toestemming", "vitaal_belang"]
+    assert "no active consent of the client for partner partner-a and purpose signalering" in problem["detail"]
+    assert "vitaal_belang requires a recorded decided_by, decided_at, reason" in problem["basis_reasons"]["vitaal_belang"]
+    with live_gateway.client("privacy") as officer:
+        events = _audit(officer, problem["exchange_id"])
+    assert [e["event_type"] for e in events] == ["exchange.received", "exchange.validated", "exchange.refused"]
+    assert events[-1]["outcome"] == 8 and "no active consent" in events[-1]["detail"]
+    assert sink_stats(sink.url)["requests"] == 0
+
+
+def test_with_consent_it_is_sent_and_the_audit_names_the_consent(live_gateway, sink):
+    live_gateway.add_partner("partner-a", sink.url + "/inbox", consenting_clients=())
+    with live_gateway.client("hulpverlener") as worker:
+        consent = worker.post("/api/v1/consents", json={
+            "client_id": "C-1001", "partner_id": "partner-a", "purpose": "signalering",
+            "evidence_reference": "formulier 2026-11 (fictief)"})
+        assert consent.status_code == 201
+        assert consent.json()["subject"].startswith(PSEUDONYM_PREFIX) and "C-1001" not in consent.text
+        sent = submit(worker, notice("r-consent"))
+        assert sent.status_code == 202
+        eventually(lambda: exchange_state(worker, sent.json()["exchange_id"]) == "delivered")
+    with live_gateway.client("privacy") as officer:
+        delivered = [e for e in _audit(officer, sent.json()["exchange_id"]) if e["event_type"] == "exchange.delivered"]
+    assert delivered[0]["legal_basis"] == "toestemming" and delivered[0]["consent_id"] == consent.json()["id"]
+    assert delivered[0]["fields"] == ["category", "reference", "text"]
+    assert delivered[0]["payload_digest"].startswith("sha256:")
+
+
+def test_consent_for_another_partner_or_purpose_does_not_count(live_gateway, sink):
+    live_gateway.add_partner("partner-a", sink.url + "/inbox", consenting_clients=())
+    live_gateway.add_partner("partner-b", sink.url + "/inbox/b", consenting_clients=())
+    with live_gateway.client("hulpverlener") as worker:
+        worker.post("/api/v1/consents", json={"client_id": "C-1001", "partner_id": "partner-b", "purpose": "signalering"})
+        worker.post("/api/v1/consents", json={"client_id": "C-1001", "partner_id": "partner-a", "purpose": "onderzoek"})
+        worker.post("/api/v1/consents", json={"client_id": "C-2002", "partner_id": "partner-a", "purpose": "signalering"})
+        assert submit(worker, notice("r-other")).status_code == 403
+        assert submit(worker, notice("r-b", partner="partner-b")).status_code == 202
+
+
+def test_withdrawing_consent_while_the_partner_is_down_means_it_is_never_sent(live_gateway, sink):
+    live_gateway.add_partner("partner-a", sink.url + "/inbox", consenting_clients=())
+    sink_control(sink.url, mode="status", status=503)
+    with live_gateway.client("hulpverlener") as worker:
+        consent_id = worker.post("/api/v1/consents", json={
+            "client_id": "C-1001", "partner_id": "partner-a", "purpose": "signalering"}).json()["id"]
+        exchange_id = submit(worker, notice("r-withdraw")).json()["exchange_id"]
+        eventually(lambda: exchange_state(worker, exchange_id) == "failed")
+        withdrawn = worker.post(f"/api/v1/consents/{consent_id}/withdraw", json={"reason": "cliënt trekt toestemming in"})
+        assert withdrawn.status_code == 200 and withdrawn.json()["status"] == "inactive"
+        sink_control(sink.url, mode="ok")
+        eventually(lambda: exchange_state(worker, exchange_id) == "refused")
+        detail = worker.get(f"/api/v1/exchanges/{exchange_id}").json()
+    assert "was withdrawn at" in detail["state_reason"]
+    import time
+
+    time.sleep(0.5)
+    assert sink_stats(sink.url)["unique"] == 0
+    with live_gateway.client("privacy") as officer:
+        refusal = [e for e in _audit(officer, exchange_id) if e["event_type"] == "exchange.refused"]
+        withdrawal = officer.get("/api/v1/audit", params={"event_type": "consent.withdrawn"}).json()["items"]
+    assert refusal and "withdrawn" in refusal[0]["detail"] and refusal[0]["consent_id"] == consent_id
+    assert withdrawal[0]["detail"] == "cliënt trekt toestemming in"
+
+
+def test_a_consent_that_expires_while_a_message_waits_stops_it_before_the_next_attempt(live_gateway, sink):
+    live_gateway.add_partner("partner-a", sink.url + "/inbox", consenting_clients=())
+    sink_control(sink.url, mode="status", status=503)
+    soon = datetime.now(timezone.utc) + timedelta(seconds=2)
+    with live_gateway.client("hulpverlener") as worker:
+        worker.post("/api/v1/consents", json={"client_id": "C-1001", "partner_id": "partner-a", "purpose": "signalering",
+                                              "valid_to": soon.isoformat()})
+        exchange_id = submit(worker, notice("r-expire")).json()["exchange_id"]
+        eventually(lambda: exchange_state(worker, exchange_id) == "refused", timeout=30)
+        reason = worker.get(f"/api/v1/exchanges/{exchange_id}").json()["state_reason"]
+    assert "expired at" in reason
+
+
+def test_vital_interest_needs_its_evidence_and_then_is_audited_with_that_basis(live_gateway, sink):
+    live_gateway.add_partner("partner-a", sink.url + "/inbox", consenting_clients=())
+    evidence = {"decided_by": "teamleider (fictief)", "decided_at": "2026-11-22T10:00:00+01:00",
+                "reason": "acuut gevaar voor moeder en kinderen"}
+    headers = {"Schakel-Legal-Basis": "vitaal_belang"}
+    with live_gateway.client("hulpverlener") as worker:
+        incomplete = worker.post("/api/v1/routes/webhook.notice/messages", headers=headers,
+                                 json=notice("r-vital-1", evidence={"vitaal_belang": {"decided_by": "x"}}))
+        unaccepted = worker.post("/api/v1/routes/webhook.notice/messages", headers={"Schakel-Legal-Basis": "meldrecht"},
+                                 json=notice("r-vital-2"))
+        sent = worker.post("/api/v1/routes/webhook.notice/messages", headers=headers,
+                           json=notice("r-vital-3", evidence={"vitaal_belang": evidence}))
+        eventually(lambda: exchange_state(worker, sent.json()["exchange_id"]) == "delivered")
+    assert incomplete.status_code == 403 and incomplete.json()["missing_basis"] == ["vitaal_belang"]
+    assert "requires a recorded decided_at, reason" in incomplete.json()["detail"]
+    assert unaccepted.status_code == 403 and "does not accept the basis meldrecht" in unaccepted.json()["detail"]
+    assert sent.status_code == 202
+    (received,) = httpx.get(sink.url + "/_received").json()["items"].values()
+    assert "acuut gevaar" not in received["body"]  # the evidence is recorded, not sent
+    with live_gateway.client("privacy") as officer:
+        events = _audit(officer, sent.json()["exchange_id"])
+    assert {e["legal_basis"] for e in events if e["event_type"] != "exchange.received"} == {"vitaal_belang"}
+
+
+def test_the_consent_register_keeps_history_and_speaks_fhir(live_gateway):
+    with live_gateway.client("hulpverlener") as worker:
+        first = worker.post("/api/v1/consents", json={"client_id": "C-3003", "partner_kind": "webhook",
+                                                      "purpose": "signalering", "data_categories": ["signalen"]}).json()
+        worker.post(f"/api/v1/consents/{first['id']}/withdraw", json={"reason": "ingetrokken"})
+        second = worker.post("/api/v1/consents", json={"client_id": "C-3003", "partner_kind": "webhook",
+                                                       "purpose": "signalering"}).json()
+        subject = worker.post("/api/v1/pseudonyms", json={"client_id": "C-3003"}).json()["subject"]
+        history = worker.get("/api/v1/consents", params={"subject": subject}).json()
+        fhir = worker.get(f"/api/v1/consents/{first['id']}", params={"format": "fhir"}).json()
+        again = worker.post(f"/api/v1/consents/{first['id']}/withdraw", json={"reason": "nog eens"})
+        both = worker.post("/api/v1/consents", json={"client_id": "C-3003", "partner_id": "p", "partner_kind": "webhook",
+                                                     "purpose": "signalering"})
+    assert [(c["id"], c["status"]) for c in history] == [(second["id"], "active"), (first["id"], "inactive")]
+    assert fhir["resourceType"] == "Consent" and fhir["status"] == "inactive"
+    assert fhir["patient"]["identifier"]["value"] == subject
+    assert fhir["provision"]["purpose"][0]["code"] == "signalering"
+    assert fhir["provision"]["class"][0]["code"] == "signalen"
+    assert again.status_code == 409 and both.status_code == 422
