@@ -101,8 +101,14 @@ class Store:
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
-        with self._read() as session, session.begin():
-            yield session
+        """A read transaction. It always rolls back, so nothing changed through it is ever written."""
+        with self._read() as session:
+            try:
+                yield session
+            finally:
+                # Detach first, so rows read here keep their values for the caller after the rollback.
+                session.expunge_all()
+                session.rollback()
 
     def durability(self) -> dict[str, str]:
         """The settings that decide whether an acknowledged commit survives a crash."""

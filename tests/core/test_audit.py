@@ -1,0 +1,168 @@
+"""The audit trail: append-only, hash-chained, verifiable to the exact entry, checkpointed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from gateway.core import audit, audit_chain, audit_export
+from gateway.core.models import AuditEntry
+from gateway.core.runtime import Gateway
+from gateway.core.store import upgrade
+from tests.servers import ROOT
+
+
+@pytest.fixture
+def gw(settings):
+    gateway = Gateway(settings)
+    upgrade(gateway.store.url)
+    yield gateway
+    gateway.store.dispose()
+
+
+def write_entries(gw: Gateway, count: int) -> None:
+    actor = audit.Actor("test-user", "hulpverlener")
+    for i in range(count):
+        with gw.store.transaction() as session:
+            audit.record(session, "test.event", actor=actor, client=f"psn:{i:040x}", detail=f"entry {i}",
+                         fields=["a", "b"], payload_digest=f"sha256:{i:064x}")
+
+
+def seqs(gw: Gateway) -> list[int]:
+    with gw.store.reading() as session:
+        return list(session.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq)))
+
+
+def tamper(gw: Gateway, statement: str, **params: object) -> None:
+    """Change the log the way someone with the database owner's rights could: past the triggers."""
+    with gw.store.engine.connect() as conn:
+        if gw.store.is_postgres:
+            conn.execute(text("SET session_replication_role = replica"))
+            conn.execute(text(statement), params)
+            conn.execute(text("SET session_replication_role = origin"))
+        else:
+            conn.exec_driver_sql("DROP TRIGGER IF EXISTS audit_log_no_update")
+            conn.exec_driver_sql("DROP TRIGGER IF EXISTS audit_log_no_delete")
+            conn.execute(text(statement), params)
+        conn.commit()
+
+
+def verify(gw: Gateway, exported=None) -> audit_chain.Verification:
+    with gw.store.reading() as session:
+        return audit_chain.verify(session, exported)
+
+
+def test_a_clean_log_verifies(gw):
+    write_entries(gw, 25)
+    result = verify(gw)
+    assert result.ok and result.entries == 25 and result.first_broken_seq is None
+
+
+def test_the_database_refuses_to_update_or_delete_audit_entries(gw):
+    write_entries(gw, 3)
+    for statement in ("UPDATE audit_log SET detail = 'x'", "DELETE FROM audit_log"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            with gw.store.transaction() as session:
+                session.execute(text(statement))
+    assert len(seqs(gw)) == 3
+
+
+def test_an_edited_entry_is_named_exactly(gw):
+    write_entries(gw, 20)
+    target = seqs(gw)[11]
+    tamper(gw, "UPDATE audit_log SET detail = 'rewritten' WHERE seq = :seq", seq=target)
+    result = verify(gw)
+    assert not result.ok and result.first_broken_seq == target
+    assert result.problem == f"entry {target} was altered after it was written"
+
+
+def test_an_edited_entry_with_a_recomputed_hash_breaks_the_next_link(gw):
+    write_entries(gw, 20)
+    all_seqs = seqs(gw)
+    target = all_seqs[5]
+    with gw.store.reading() as session:
+        entry = session.get(AuditEntry, target)
+        session.expunge(entry)
+        entry.detail = "rewritten"
+        forged = audit.entry_hash(entry.prev_hash, entry)
+    tamper(gw, "UPDATE audit_log SET detail = 'rewritten', hash = :h WHERE seq = :seq", h=forged, seq=target)
+    result = verify(gw)
+    assert result.first_broken_seq == all_seqs[6]
+
+
+def test_a_deleted_entry_is_named_by_the_entry_after_the_gap(gw):
+    write_entries(gw, 20)
+    all_seqs = seqs(gw)
+    tamper(gw, "DELETE FROM audit_log WHERE seq = :seq", seq=all_seqs[7])
+    result = verify(gw)
+    assert not result.ok and result.first_broken_seq == all_seqs[8]
+    assert f"after seq {all_seqs[6]}" in result.problem
+
+
+def test_cutting_off_the_newest_entries_is_caught_by_a_checkpoint(gw):
+    write_entries(gw, 10)
+    with gw.store.transaction() as session:
+        exported = audit_chain.export_checkpoint(audit_chain.checkpoint(session, gw.settings.audit_signing_key))
+    write_entries(gw, 5)
+    assert verify(gw).ok and verify(gw).checkpoints_checked == 1
+    all_seqs = seqs(gw)
+    tamper(gw, "DELETE FROM audit_log WHERE seq >= :seq", seq=all_seqs[8])
+    tamper(gw, "DELETE FROM audit_checkpoints")
+    # The stored checkpoint is gone with the tampering; the exported copy still tells.
+    assert verify(gw).ok
+    result = verify(gw, [exported])
+    assert not result.ok and result.first_broken_seq == exported["seq"]
+    assert "newest entries were cut off" in result.problem
+
+
+def test_a_forged_checkpoint_is_rejected(gw):
+    write_entries(gw, 3)
+    with gw.store.transaction() as session:
+        exported = audit_chain.export_checkpoint(audit_chain.checkpoint(session, gw.settings.audit_signing_key))
+    forged = {**exported, "entries": exported["entries"] + 1}
+    assert audit_chain.signature_valid(exported) and not audit_chain.signature_valid(forged)
+    assert not verify(gw, [forged]).ok
+
+
+def test_gateway_audit_verify_names_the_entry_from_the_command_line(gw, tmp_path):
+    write_entries(gw, 12)
+    env = {"GATEWAY_DATABASE_URL": gw.settings.database_url, "GATEWAY_DATA_DIR": str(tmp_path),
+           "GATEWAY_ENCRYPTION_KEYS": gw.settings.encryption_keys[0].get_secret_value(),
+           "GATEWAY_PSEUDONYM_KEY": gw.settings.pseudonym_key.get_secret_value(),
+           "GATEWAY_AUDIT_SIGNING_KEY": gw.settings.audit_signing_key.get_secret_value(),
+           "GATEWAY_ENVIRONMENT": "test", "PATH": "/usr/bin:/bin"}
+    run = lambda *args: subprocess.run([sys.executable, "-m", "gateway.cli", "audit", *args], env=env, cwd=ROOT,  # noqa: E731
+                                       capture_output=True, text=True, timeout=120)
+    clean = run("verify")
+    assert clean.returncode == 0 and "audit chain intact: 12 entries" in clean.stdout
+    target = seqs(gw)[4]
+    tamper(gw, "UPDATE audit_log SET user_id = 'someone-else' WHERE seq = :seq", seq=target)
+    broken = run("verify")
+    assert broken.returncode == 1 and f"BROKEN at entry seq {target}" in broken.stdout
+
+
+def test_exports_as_json_lines_and_fhir_audit_events(gw):
+    write_entries(gw, 3)
+    with gw.store.reading() as session:
+        plain = [json.loads(line) for line in audit_export.lines(session, "jsonl")]
+        fhir = [json.loads(line) for line in audit_export.lines(session, "fhir")]
+    assert [e["detail"] for e in plain] == ["entry 0", "entry 1", "entry 2"]
+    assert plain[1]["prev_hash"] == plain[0]["hash"]
+    event = fhir[0]
+    assert event["resourceType"] == "AuditEvent" and event["action"] == "E" and event["outcome"] == "0"
+    assert event["agent"][0]["who"]["identifier"]["value"] == "test-user"
+    assert event["entity"][0]["what"]["identifier"]["value"].startswith("psn:")
+
+
+def test_the_chain_has_one_head_when_many_threads_write_at_once(gw):
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: write_entries(gw, 5), range(8)))
+    result = verify(gw)
+    assert result.ok and result.entries == 40
