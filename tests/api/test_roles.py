@@ -1,0 +1,136 @@
+"""Every role against every endpoint: each endpoint declares who may call it, and nobody else can."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from tests.helpers import notice
+
+ADMIN, WORKER, PRIVACY, PARTNER = "beheerder", "hulpverlener", "privacy", "partner"
+STAFF = {ADMIN, WORKER, PRIVACY}
+PUBLIC = "public"
+
+# (method, path) -> the roles whose call is not refused. The endpoint's own declaration must agree.
+MATRIX: dict[tuple[str, str], set[str]] = {
+    ("GET", "/health"): {PUBLIC},
+    ("GET", "/ready"): {PUBLIC},
+    ("POST", "/api/v1/routes/{route_id}/messages"): {ADMIN, WORKER, PARTNER},
+    ("GET", "/api/v1/exchanges"): STAFF | {PARTNER},
+    ("GET", "/api/v1/exchanges/{exchange_id}"): STAFF | {PARTNER},
+    ("POST", "/api/v1/exchanges/{exchange_id}/replay"): {ADMIN},
+    ("GET", "/api/v1/dead-letters"): {ADMIN},
+    ("POST", "/api/v1/dead-letters/replay"): {ADMIN},
+    ("GET", "/api/v1/connectors"): STAFF,
+    ("GET", "/api/v1/connectors/{connector_type}"): STAFF,
+    ("POST", "/api/v1/connectors/{connector_type}/pause"): {ADMIN},
+    ("POST", "/api/v1/connectors/{connector_type}/resume"): {ADMIN},
+    ("GET", "/api/v1/routes"): STAFF,
+    ("GET", "/api/v1/partners"): STAFF,
+    ("POST", "/api/v1/partners"): {ADMIN},
+    ("GET", "/api/v1/partners/{partner_id}"): STAFF,
+    ("PATCH", "/api/v1/partners/{partner_id}"): {ADMIN},
+    ("POST", "/api/v1/partners/{partner_id}/pause"): {ADMIN},
+    ("POST", "/api/v1/partners/{partner_id}/resume"): {ADMIN},
+    ("POST", "/api/v1/pseudonyms"): {WORKER, PRIVACY},
+    ("POST", "/api/v1/consents"): {WORKER},
+    ("GET", "/api/v1/consents"): {WORKER, PRIVACY},
+    ("GET", "/api/v1/consents/{consent_id}"): {WORKER, PRIVACY},
+    ("POST", "/api/v1/consents/{consent_id}/withdraw"): {WORKER, PRIVACY},
+    ("GET", "/api/v1/audit"): {PRIVACY},
+    ("GET", "/api/v1/audit/verify"): {PRIVACY, ADMIN},
+    ("GET", "/api/v1/audit/checkpoints"): {PRIVACY, ADMIN},
+    ("POST", "/api/v1/audit/checkpoints"): {PRIVACY, ADMIN},
+    ("GET", "/api/v1/audit/export"): {PRIVACY},
+    ("POST", "/api/v1/access-report"): {PRIVACY},
+    ("POST", "/api/v1/exchanges/{exchange_id}/break-glass"): {PRIVACY},
+}
+
+# Extra rules beyond the role: a partner may submit only on routes that name its connector type.
+REFUSED_BY_ROUTE = {("POST", "/api/v1/routes/{route_id}/messages"): {PARTNER}}
+
+
+def api_routes(app) -> dict[tuple[str, str], APIRoute]:
+    """Every endpoint with its full path. Recent FastAPI keeps included routers nested
+    (``original_router`` under an include prefix) instead of copying their routes."""
+    found: dict[tuple[str, str], APIRoute] = {}
+
+    def walk(routes, prefix: str) -> None:
+        for route in routes:
+            nested = getattr(route, "original_router", None)
+            if nested is not None:
+                walk(nested.routes, prefix + getattr(route.include_context, "prefix", ""))
+            elif isinstance(route, APIRoute) and route.include_in_schema:
+                for method in route.methods:
+                    found[(method, prefix + route.path)] = route
+
+    walk(app.routes, "")
+    return found
+
+
+def declared_roles(route: APIRoute) -> set[str]:
+    for dependency in route.dependant.dependencies:
+        roles = getattr(dependency.call, "roles", None)
+        if roles is not None:
+            return set(roles)
+    return {PUBLIC}
+
+
+def test_every_endpoint_is_in_the_matrix_and_declares_the_same_roles(live_gateway):
+    routes = api_routes(live_gateway.server.app)
+    core = {key: route for key, route in routes.items() if not key[1].startswith("/partners/")}
+    assert set(core) == set(MATRIX), f"matrix and app differ: {sorted(set(core) ^ set(MATRIX))}"
+    for key, route in core.items():
+        assert declared_roles(route) == MATRIX[key], f"{key} declares {declared_roles(route)}"
+
+
+@pytest.fixture
+def world(live_gateway, sink):
+    """One of everything, so allowed calls reach real objects."""
+    live_gateway.add_partner("partner-a", sink.url + "/inbox")
+    with live_gateway.client(WORKER) as worker:
+        exchange_id = worker.post("/api/v1/routes/webhook.notice/messages", json=notice("r-matrix")).json()["exchange_id"]
+        consent_id = worker.post("/api/v1/consents", json={"client_id": "C-9", "partner_id": "partner-a",
+                                                           "purpose": "signalering"}).json()["id"]
+    return {"route_id": "webhook.notice", "exchange_id": exchange_id, "consent_id": consent_id,
+            "connector_type": "webhook", "partner_id": "partner-a"}
+
+
+BODIES = {
+    "/api/v1/routes/{route_id}/messages": notice("r-matrix-call"),
+    "/api/v1/exchanges/{exchange_id}/replay": {"reason": "matrix test"},
+    "/api/v1/dead-letters/replay": {"all": True, "reason": "matrix test"},
+    "/api/v1/connectors/{connector_type}/pause": {"reason": "matrix test"},
+    "/api/v1/connectors/{connector_type}/resume": {"reason": "matrix test"},
+    "/api/v1/partners": {"id": "matrix-new", "connector_type": "webhook", "name": "M", "endpoint": "http://127.0.0.1:9"},
+    "/api/v1/partners/{partner_id}": {"name": "Partner A"},
+    "/api/v1/partners/{partner_id}/pause": {"reason": "matrix test"},
+    "/api/v1/partners/{partner_id}/resume": {"reason": "matrix test"},
+    "/api/v1/pseudonyms": {"client_id": "C-9"},
+    "/api/v1/consents": {"client_id": "C-9", "partner_id": "partner-a", "purpose": "signalering"},
+    "/api/v1/consents/{consent_id}/withdraw": {"reason": "matrix test"},
+    "/api/v1/access-report": {"client_id": "C-9"},
+    "/api/v1/exchanges/{exchange_id}/break-glass": {"reason": "matrix test of break the glass"},
+}
+
+
+@pytest.mark.parametrize("role", [ADMIN, WORKER, PRIVACY, PARTNER, None])
+def test_each_role_gets_exactly_its_endpoints(live_gateway, world, role):
+    headers = {}
+    if role is not None:
+        headers["Authorization"] = f"Bearer {live_gateway.token(role, 'partner-a' if role == PARTNER else None)}"
+    failures = []
+    for (method, path), allowed in sorted(MATRIX.items()):
+        url = re.sub(r"\{(\w+)\}", lambda m: world[m.group(1)], path)
+        response = httpx.request(method, live_gateway.url + url, headers=headers, json=BODIES.get(path), timeout=30)
+        may = PUBLIC in allowed or (role in allowed and role not in REFUSED_BY_ROUTE.get((method, path), set()))
+        if may and response.status_code in (401, 403):
+            failures.append(f"{role} {method} {path}: refused ({response.status_code}) but allowed")
+        if not may:
+            expected = 401 if role is None else 403
+            if response.status_code != expected or response.headers["content-type"] != "application/problem+json":
+                failures.append(f"{role} {method} {path}: {response.status_code}, expected {expected}")
+    assert not failures, "\n".join(failures)
