@@ -9,11 +9,43 @@ are rendered without them.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
 import structlog
 from opentelemetry import trace
+
+
+SENSITIVE_KEYS = frozenset({
+    "bsn", "name", "naam", "surname", "achternaam", "address", "adres", "phone", "telefoon", "email", "e_mail",
+    "birth_date", "geboortedatum", "body", "payload", "content", "text", "tekst", "authorization", "token",
+    "secret", "password",
+})
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+_PHONE = re.compile(r"(?<!\d)(?:\+31|0031|0)[\s-]?(?:6|[1-9]\d)[\s-]?\d{3}[\s-]?\d{2,4}(?:[\s-]?\d{1,4})?(?!\d)")
+_NINE_DIGITS = re.compile(r"(?<!\d)\d{9}(?!\d)")
+
+
+def _scrub(text: str) -> str:
+    from gateway.core.pseudonyms import elfproef
+
+    text = _EMAIL.sub("[e-mail]", text)
+    text = _NINE_DIGITS.sub(lambda m: "[bsn]" if elfproef(m.group()) else m.group(), text)
+    return _PHONE.sub("[telefoon]", text)
+
+
+def redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A safety net, not the plan: the code never logs personal data, and this removes what slips
+    through — values under sensitive keys, and BSNs, e-mail addresses and phone numbers anywhere."""
+    for key, value in list(event.items()):
+        if key.lower() in SENSITIVE_KEYS:
+            event[key] = "[redacted]"
+        elif isinstance(value, str):
+            event[key] = _scrub(value)
+        elif isinstance(value, list | tuple):
+            event[key] = [_scrub(v) if isinstance(v, str) else v for v in value]
+    return event
 
 
 def add_trace_ids(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -58,6 +90,7 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_trace_ids,
+        redact,
     ]
     if fmt == "json":
         renderer: Any = structlog.processors.JSONRenderer()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -92,10 +93,14 @@ class DeliveryWorker:
                 attributes={"gateway.connector": attempt.connector_type, "gateway.partner": attempt.partner.id,
                             "gateway.attempt": attempt.attempt},
             ):
+                started = time.monotonic()
                 if connector is None:
                     result = DeliveryResult("retry", f"connector type {attempt.connector_type} is not enabled")
                 else:
                     result = await self._deliver(connector, attempt)
+                self.gw.instruments.delivery_duration.record(
+                    time.monotonic() - started,
+                    {"connector": attempt.connector_type, "partner": attempt.partner.id, "outcome": result.outcome})
             state = await asyncio.to_thread(outbox.record, self.gw, attempt, result, self.owner)
             log.info("delivery_attempt", exchange_id=exchange_id, partner=attempt.partner.id, attempt=attempt.attempt,
                      outcome=result.outcome, status=result.status, state=state)

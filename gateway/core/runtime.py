@@ -49,6 +49,9 @@ class Gateway:
         self.pipeline = Pipeline(self)
         self.http: httpx.AsyncClient | None = None  # type: ignore[assignment]
         self.workers: list[Any] = []
+        from gateway.telemetry import Instruments
+
+        self.instruments = Instruments()
         self.store.listeners.append(self._dispatch_events)
 
     def _load_mappings(self, directory: Path) -> dict[str, Mapping]:
@@ -65,6 +68,8 @@ class Gateway:
 
     def _dispatch_events(self, events: list[Any]) -> None:
         for event in events:
+            self.instruments.transitions.add(1, {"route": event.route_id, "state": event.to_state,
+                                                 "connector": event.connector_type})
             try:
                 self.pm.hook.exchange_event(event=event)
             except Exception as exc:  # an observer must not undo or block a committed change

@@ -8,6 +8,7 @@ Tests and the chaos run steer it through ``POST /_control``:
 ``{"mode": "trickle", "delay": 0.5}``             apply, then send the answer one byte per ``delay`` s
 ``{"mode": "reset", "count": 3}``                 drop the connection before answering (not applied)
 ``{"random": {"status_500": 0.1, "late": 0.05, "reset": 0.02}, "delay": 3}``  faults by chance
+``"echo": true`` with a status mode: quote the request body back in the error answer
 
 ``GET /_stats`` tells how many distinct messages took effect and how many duplicates were absorbed.
 """
@@ -34,6 +35,7 @@ class SinkState:
     count: int | None = None
     delay: float = 1.0
     random: dict[str, float] = field(default_factory=dict)
+    echo: bool = False
     rng: random.Random = field(default_factory=lambda: random.Random(7513))
 
 
@@ -87,7 +89,10 @@ def create_app() -> FastAPI:
         fault = _fault()
         if fault.startswith("status"):
             status = int(fault.split("_", 1)[1]) if "_" in fault else state.status
-            return JSONResponse({"error": "simulated"}, status_code=status)
+            answer: dict[str, Any] = {"error": "simulated"}
+            if state.echo:  # a careless partner quoting the message back in its error
+                answer["request"] = body.decode("utf-8", "replace")
+            return JSONResponse(answer, status_code=status)
         if fault == "reset":
             async def broken() -> Any:
                 raise _Reset()
@@ -117,6 +122,7 @@ def create_app() -> FastAPI:
         state.count = data.get("count")
         state.delay = float(data.get("delay", 1.0))
         state.random = dict(data.get("random") or {})
+        state.echo = bool(data.get("echo", False))
         return {"mode": state.mode, "count": state.count}
 
     @app.get("/_stats")
@@ -130,7 +136,7 @@ def create_app() -> FastAPI:
     @app.post("/_reset")
     async def reset() -> dict[str, str]:
         fresh = SinkState()
-        for name in ("received", "duplicates", "requests", "mode", "status", "count", "delay", "random", "rng"):
+        for name in ("received", "duplicates", "requests", "mode", "status", "count", "delay", "random", "echo", "rng"):
             setattr(state, name, getattr(fresh, name))
         return {"status": "reset"}
 
