@@ -19,6 +19,7 @@ from gateway.core.plugins import Registry
 from gateway.core.runtime import Gateway
 
 DEMO_ROLES = ("beheerder", "hulpverlener", "privacy")
+DEMO_CLIENT = "DEMO-0001"  # a fictional client number in the demo ECD
 
 
 def simulators_app(registry: Registry) -> Starlette:
@@ -42,7 +43,19 @@ def seed(gw: Gateway, simulator_base_url: str) -> list[str]:
                 )
                 partner_registry.create(session, data, gw.registry.connectors[demo.connector_type].manifest, gw.box, actor)
                 created.append(demo.id)
+        _seed_demo_consent(session, gw, actor)
     return created
+
+
+def _seed_demo_consent(session: Any, gw: Gateway, actor: audit.Actor) -> None:
+    """The fictional demo client has consented to notices to the generic webhook partners."""
+    from gateway.core.consent import ConsentIn, record
+    from gateway.core.models import Consent
+
+    subject = gw.pseudonymise(DEMO_CLIENT)
+    if session.scalar(select(Consent.id).where(Consent.client == subject, Consent.status == "active")) is None:
+        record(session, ConsentIn(client_id=DEMO_CLIENT, partner_kind="webhook", purpose="signalering",
+                                  evidence_reference="demo: fictief toestemmingsformulier"), subject, actor)
 
 
 def demo_tokens(gw: Gateway, path: Path) -> dict[str, str]:

@@ -61,8 +61,12 @@ def test_gateway_demo_serves_with_simulators_and_seeded_partners(tmp_path):
         partners = httpx.get(f"{demo.url}/api/v1/partners", headers=headers).json()
         assert "wijkteam-demo" in {p["id"] for p in partners}
         sent = httpx.post(f"{demo.url}/api/v1/routes/webhook.notice/messages", headers=headers, json={
-            "reference": "demo-1", "category": "signaal", "text": "Fictief", "partner": "wijkteam-demo"})
+            "reference": "demo-1", "category": "signaal", "text": "Fictief", "client_id": "DEMO-0001",
+            "partner": "wijkteam-demo"})
         assert sent.status_code == 202
+        refused = httpx.post(f"{demo.url}/api/v1/routes/webhook.notice/messages", headers=headers, json={
+            "reference": "demo-2", "category": "signaal", "client_id": "DEMO-0002", "partner": "wijkteam-demo"})
+        assert refused.status_code == 403 and refused.json()["missing_basis"] == ["toestemming", "vitaal_belang"]
         eventually(lambda: httpx.get(f"http://127.0.0.1:{simulator_port}/sink/_stats").json()["unique"] == 1)
     # Started again on the same data: nothing is seeded twice and the tokens still work.
     with ProcessServer(env, port=demo.port, command=demo.command, log=tmp_path / "demo.log") as again:
