@@ -49,11 +49,13 @@ def register_routes(register: Callable[["Route"], None]) -> None:
 
 @hookspec
 def register_routers(register: Callable[..., None]) -> None:
-    """Register partner-facing FastAPI routers.
+    """Register FastAPI routers: partner-facing under ``/partners/<name>``, worker-facing under
+    ``/api/v1/<name>``.
 
-    :param register: call ``register(router, prefix="/partners/<name>")``; the router is
-        mounted under that prefix. Its endpoints should hand what they receive to the core
-        pipeline (``request.app.state.gateway.pipeline``) instead of writing to the store.
+    :param register: call ``register(router, prefix=...)``; the router is mounted under that
+        prefix. Its endpoints declare their roles with ``gateway.api.deps.require`` and hand what
+        they receive to the core pipeline (``request.app.state.gateway.pipeline``) instead of
+        writing to the store.
     """
 
 

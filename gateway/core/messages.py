@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gateway.core.auth import Principal
+    from gateway.core.runtime import Gateway
     from gateway.core.partners import PartnerView
     from gateway.core.routing import Route
 
@@ -19,6 +20,7 @@ class InboundMessage:
     body: bytes
     media_type: str
     principal: "Principal"
+    gateway: "Gateway"
 
 
 @dataclass
@@ -33,11 +35,18 @@ class ParsedMessage:
     data: dict[str, Any]
     partner_message_id: str | None = None
     subject: str | None = None
+    # True when ``subject`` is already a pseudonym (a follow-up to an earlier exchange about her).
+    subject_is_pseudonym: bool = False
     attributes: dict[str, str] = field(default_factory=dict)
     partner_id: str | None = None
     confidential: frozenset[str] = frozenset()
     # Evidence for a non-consent legal basis, keyed by basis (e.g. the meldcode weighing for meldrecht).
     basis_evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # What the plugin needs to handle follow-ups (e.g. the dossier a melding came from); stored
+    # encrypted with the exchange, never sent, read back with Gateway.exchange_context().
+    context: dict[str, Any] = field(default_factory=dict)
+    # Links this exchange to an earlier one (feedback to its melding): shares its correlation id.
+    correlation_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,7 @@ class Exchange(Base):
     fields_out: Mapped[list[str]] = mapped_column(default=list)
     # What supports a non-consent basis (who weighed, when, which exception): encrypted, it names people.
     basis_evidence_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    context_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     body_purged_at: Mapped[datetime | None] = mapped_column(nullable=True)
     retry_policy: Mapped[str] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -53,20 +53,28 @@ class Pipeline:
 
     def submit(self, route_id: str, body: bytes, media_type: str, principal: Principal,
                idempotency_key: str | None = None, claimed_basis: str | None = None,
-               correlation_id: str | None = None) -> Answer:
+               correlation_id: str | None = None, *, internal: bool = False,
+               request_body: bytes | None = None) -> Answer:
+        """Run a message through the pipeline. ``internal`` is for plugin endpoints that checked
+        the caller's role themselves; it skips only the route's ``sources`` check. A plugin that
+        derives ``body`` from the caller's request passes that request as ``request_body``: the
+        idempotency key then holds the caller to what they sent, not to what was derived."""
         route = self.gw.registry.routes.get(route_id)
         if route is None:
             raise Problem("unknown-route", "No route with that id is configured.")
-        self._check_source(route, principal)
+        if not internal:
+            self._check_source(route, principal)
         correlation_id = correlation_id or str(uuid.uuid4())
         structlog.contextvars.bind_contextvars(correlation_id=correlation_id, route=route.id)
         with tracer.start_as_current_span("pipeline.parse", attributes={"gateway.route": route.id}):
             parsed = self._parse(route, body, media_type, principal)
+        if parsed.correlation_id:
+            correlation_id = parsed.correlation_id
         key = idempotency_key or (f"message-id:{parsed.partner_message_id}" if parsed.partner_message_id else None)
         if key is None:
             return self._process(route, body, parsed, principal, claimed_basis, correlation_id, None)
         source = principal.source
-        stored = idempotency.claim(self.gw.store, source, key, idempotency.fingerprint(body),
+        stored = idempotency.claim(self.gw.store, source, key, idempotency.fingerprint(request_body or body),
                                    self.gw.settings.inbound_processing_timeout_seconds)
         if stored is not None:
             return Answer(stored.status, stored.body, stored.media_type, replayed=True)
@@ -89,7 +97,7 @@ class Pipeline:
             raise Problem("forbidden", "Your role may not send messages on this route.")
 
     def _parse(self, route: Route, body: bytes, media_type: str, principal: Principal) -> ParsedMessage:
-        parsed = self.gw.pm.hook.parse_inbound(message=InboundMessage(route, body, media_type, principal))
+        parsed = self.gw.pm.hook.parse_inbound(message=InboundMessage(route, body, media_type, principal, self.gw))
         if parsed is None:
             raise Problem("unknown-message-type", f"No enabled plugin parses message type {route.message_type}.")
         return parsed
@@ -124,7 +132,7 @@ class Pipeline:
                  claimed_basis: str | None, correlation_id: str, claim: tuple[str, str] | None) -> Answer:
         gw = self.gw
         received_at = utcnow()
-        subject = gw.pseudonymise(parsed.subject) if parsed.subject else None
+        subject = (parsed.subject if parsed.subject_is_pseudonym else gw.pseudonymise(parsed.subject)) if parsed.subject else None
         exchange_id = str(uuid.uuid4())
         with gw.store.reading() as session:
             partner = self._resolve_partner(session, route, parsed)
@@ -169,6 +177,7 @@ class Pipeline:
                 payload_encrypted=gw.box.encrypt(payload) if decision.allowed else None,
                 basis_evidence_encrypted=(gw.box.encrypt_json(parsed.basis_evidence[decision.basis])
                                           if decision.basis in parsed.basis_evidence else None),
+                context_encrypted=gw.box.encrypt_json(parsed.context) if parsed.context else None,
                 payload_digest=digest(payload),
                 fields_out=names,
                 retry_policy=route.retry_policy,

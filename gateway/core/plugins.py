@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -24,6 +25,9 @@ from gateway.core.simulators import Simulator
 
 ENTRY_POINT_GROUP = "gateway.plugins"
 BUILTIN_PLUGINS = ("gateway.builtin.webhook.plugin",)
+# The core's own API areas; a plugin router may not shadow them.
+CORE_PREFIXES = tuple(f"/api/v1/{name}" for name in (
+    "routes", "exchanges", "dead-letters", "connectors", "partners", "pseudonyms", "consents", "audit", "access-report"))
 
 
 class PluginError(RuntimeError):
@@ -93,8 +97,9 @@ def collect(pm: pluggy.PluginManager) -> Registry:
         registry.routes[route.id] = route
 
     def register_router(router: Any, prefix: str) -> None:
-        if not prefix.startswith("/partners/"):
-            raise PluginError(f"partner routers are mounted under /partners/, not {prefix!r}")
+        # Partner-facing endpoints live under /partners/<name>, worker-facing ones under /api/v1/<name>.
+        if not re.match(r"^/(partners|api/v1)/[a-z0-9_-]+(/|$)", prefix) or prefix.startswith(CORE_PREFIXES):
+            raise PluginError(f"plugin routers are mounted under /partners/<name> or /api/v1/<name>, not {prefix!r}")
         registry.routers.append((router, prefix))
 
     def register_simulator(simulator: Simulator) -> None:

@@ -37,6 +37,7 @@ def purge_bodies(store: Store, days: int, actor: audit.Actor) -> int:
             for exchange in rows:
                 exchange.payload_encrypted = None
                 exchange.basis_evidence_encrypted = None
+                exchange.context_encrypted = None
                 exchange.body_purged_at = now
             if rows:
                 audit.record(session, "retention.purged", actor=actor, action_code="D",
@@ -65,6 +66,8 @@ def rotate_keys(store: Store, box: Box, actor: audit.Actor, progress: Callable[[
                     exchange.payload_encrypted = box.rotate(exchange.payload_encrypted)
                 if exchange.basis_evidence_encrypted is not None:
                     exchange.basis_evidence_encrypted = box.rotate(exchange.basis_evidence_encrypted)
+                if exchange.context_encrypted is not None:
+                    exchange.context_encrypted = box.rotate(exchange.context_encrypted)
             if not rows:
                 break
             after = rows[-1].id

@@ -75,6 +75,21 @@ class Gateway:
             except Exception as exc:  # an observer must not undo or block a committed change
                 log.error("exchange_event_observer_failed", error_type=type(exc).__name__, exchange_id=event.exchange_id)
 
+    def exchange_context(self, exchange_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """An exchange's metadata and the context its plugin stored with it, or None."""
+        from gateway.core.models import Exchange
+
+        with self.store.reading() as session:
+            exchange = session.get(Exchange, exchange_id)
+            if exchange is None:
+                return None
+            meta = {"id": exchange.id, "route_id": exchange.route_id, "state": exchange.state,
+                    "partner_id": exchange.partner_id, "subject": exchange.subject,
+                    "correlation_id": exchange.correlation_id, "created_at": exchange.created_at,
+                    "delivered_at": exchange.delivered_at}
+            context = self.box.decrypt_json(exchange.context_encrypted) if exchange.context_encrypted else {}
+        return meta, context
+
     def wake_workers(self) -> None:
         for worker in self.workers:
             worker.wake()

@@ -1,20 +1,104 @@
-"""The ``care4`` connector type."""
+"""The ``care4`` connector type: writes into the organisation's own ECD, through the outbox.
+
+The mapped body names its ``operation`` and the record it belongs to::
+
+    {"operation": "dossier_update", "dossier_id": "D-0001", "note": {...}, "status": {...}}
+    {"operation": "document", "dossier_id": "D-0001", "document": {...}}
+    {"operation": "referral", "referral": {...}}
+    {"operation": "arrangement", "client_id": "C-0001", "arrangement": {...}}
+
+Each write carries the exchange's idempotency key (with a suffix per step), so a retried
+exchange never writes a note twice.
+"""
 
 from __future__ import annotations
 
-from gateway.core.connectors import BearerConfig, ConnectorManifest, HttpConnector
+import asyncio
+import json
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, SecretStr
+
+from gateway.core.connectors import ConnectorManifest, Delivery, DeliveryResult, HttpConnector
+from schakel_care4.client import Care4Client
+
+
+class Care4Config(BaseModel):
+    client_id: str = "schakel"
+    client_secret: SecretStr | None = None
+    token_path: str = "/oauth/token"
+
 
 MANIFEST = ConnectorManifest(
     id="care4",
-    version="0.1.0",
+    version="1.0.0",
     title="Care4-style ECD (the organisation's client records)",
     partner_kind="ecd",
     messages_in=(),
-    messages_out=('note', 'status', 'draft_plan', 'referral', 'arrangement'),
-    purposes=('hulpverlening',),
-    config_schema=BearerConfig,
+    messages_out=("dossier_update", "document", "referral", "arrangement"),
+    purposes=("hulpverlening", "dossiervorming"),
+    config_schema=Care4Config,
+    description="Reads clients, households and dossiers; writes notes, status, drafts, referrals and arrangements.",
 )
 
 
 class Care4Connector(HttpConnector):
     manifest = MANIFEST
+
+    async def deliver(self, delivery: Delivery) -> DeliveryResult:
+        body: dict[str, Any] = json.loads(delivery.body)
+        client = Care4Client(delivery.http, delivery.partner)
+        try:
+            async with asyncio.timeout(delivery.deadline):
+                token = await client.token()
+                steps = self._steps(body)
+                last = None
+                for suffix, method, path, payload in steps:
+                    last = await delivery.http.request(
+                        method, client.base + path, json=payload, timeout=delivery.deadline,
+                        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"{delivery.idempotency_key}:{suffix}",
+                                 "X-Correlation-ID": delivery.correlation_id, **delivery.headers})
+                    if last.status_code >= 300:
+                        return self.classify(last)
+        except TimeoutError:
+            return DeliveryResult("retry", f"no complete answer within {delivery.deadline:g} s (outcome unknown)")
+        except httpx.HTTPStatusError as exc:
+            return self.classify(exc.response)
+        except httpx.TransportError as exc:
+            return DeliveryResult("retry", f"transport error: {type(exc).__name__}")
+        except (KeyError, ValueError):
+            return DeliveryResult("reject", "the mapped body does not name a known ECD operation")
+        assert last is not None
+        return DeliveryResult("delivered", f"HTTP {last.status_code}", last.status_code, self.receipt(last))
+
+    @staticmethod
+    def _steps(body: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
+        operation = body["operation"]
+        if operation == "dossier_update":
+            steps = []
+            if body.get("note"):
+                steps.append(("note", "POST", f"/dossiers/{body['dossier_id']}/notes", body["note"]))
+            if body.get("status"):
+                steps.append(("status", "PUT", f"/dossiers/{body['dossier_id']}/status", body["status"]))
+            if not steps:
+                raise ValueError("empty dossier update")
+            return steps
+        if operation == "document":
+            return [("document", "POST", f"/dossiers/{body['dossier_id']}/documents", body["document"])]
+        if operation == "referral":
+            return [("referral", "POST", "/referrals", body["referral"])]
+        if operation == "arrangement":
+            number = body["arrangement"]["allocation_number"]
+            return [("arrangement", "PUT", f"/clients/{body['client_id']}/arrangements/{number}", body["arrangement"])]
+        raise ValueError(operation)
+
+    def receipt(self, response: httpx.Response) -> dict[str, Any]:
+        receipt: dict[str, Any] = {"status": response.status_code}
+        try:
+            record_id = response.json().get("id")
+        except ValueError:
+            record_id = None
+        if record_id:
+            receipt["reference"] = str(record_id)[:200]
+        return receipt

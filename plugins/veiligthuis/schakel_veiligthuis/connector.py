@@ -1,20 +1,36 @@
-"""The ``veiligthuis`` connector type."""
+"""The ``veiligthuis`` connector type: a melding, as XML, to one Veilig Thuis region."""
 
 from __future__ import annotations
+
+from typing import Any
+
+import httpx
 
 from gateway.core.connectors import BearerConfig, ConnectorManifest, HttpConnector
 
 MANIFEST = ConnectorManifest(
     id="veiligthuis",
-    version="0.1.0",
-    title="Veilig Thuis melding and feedback",
+    version="1.0.0",
+    title="Veilig Thuis (melding and feedback)",
     partner_kind="veilig_thuis",
-    messages_in=('ontvangstbevestiging', 'terugkoppeling'),
-    messages_out=('melding',),
-    purposes=('melding_huiselijk_geweld',),
+    messages_in=("vt_terugkoppeling",),
+    messages_out=("vt_melding",),
+    purposes=("melding_huiselijk_geweld",),
     config_schema=BearerConfig,
+    description="Sends meldingen under the meldcode (VT melding schema 1.0) to the region responsible; "
+                "receives receipts, decisions and end-of-involvement feedback.",
 )
 
 
 class VeiligThuisConnector(HttpConnector):
     manifest = MANIFEST
+
+    def receipt(self, response: httpx.Response) -> dict[str, Any]:
+        receipt = super().receipt(response)
+        try:
+            number = response.json().get("ontvangstnummer")
+        except ValueError:
+            number = None
+        if number:
+            receipt["reference"] = str(number)[:64]
+        return receipt
