@@ -100,7 +100,7 @@ def demo(port: Optional[int] = None, simulator_port: int = 8100) -> None:
     import uvicorn
 
     from gateway.app import create_app
-    from gateway.demo import demo_tokens, seed, simulators_app
+    from gateway.demo import configure_simulators, demo_tokens, seed, simulators_app
 
     settings = _settings()
     port = port or settings.port
@@ -113,9 +113,10 @@ def demo(port: Optional[int] = None, simulator_port: int = 8100) -> None:
     tokens = demo_tokens(gw, settings.data_dir / "demo-tokens.json")
     console.print(f"[bold]Schakel demo[/bold] on http://127.0.0.1:{port}  (API docs: /docs)")
     console.print(f"Simulators on http://127.0.0.1:{simulator_port}; partners seeded now: {', '.join(created) or 'none (already there)'}")
-    console.print(f"Role tokens are in {settings.data_dir / 'demo-tokens.json'}:")
+    console.print(f"Tokens are in {settings.data_dir / 'demo-tokens.json'}; for people:")
     for role, token in tokens.items():
-        console.print(f"  {role:<13} {token}")
+        if ":" not in role:
+            console.print(f"  {role:<13} {token}")
 
     async def _run() -> None:
         servers = [
@@ -123,7 +124,13 @@ def demo(port: Optional[int] = None, simulator_port: int = 8100) -> None:
                                           log_config=None, access_log=False)),
             uvicorn.Server(uvicorn.Config(gateway_app, host="127.0.0.1", port=port, log_config=None, access_log=False)),
         ]
-        await asyncio.gather(*(server.serve() for server in servers))
+        async def configure() -> None:
+            while not all(server.started for server in servers):
+                await asyncio.sleep(0.1)
+            await asyncio.to_thread(configure_simulators, gw, f"http://127.0.0.1:{simulator_port}",
+                                    f"http://127.0.0.1:{port}", tokens)
+
+        await asyncio.gather(*(server.serve() for server in servers), configure())
 
     asyncio.run(_run())
 

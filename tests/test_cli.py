@@ -56,7 +56,7 @@ def test_gateway_demo_serves_with_simulators_and_seeded_partners(tmp_path):
     demo.command += ["--port", str(demo.port)]
     with demo:
         tokens = json.loads((tmp_path / "demo-tokens.json").read_text())
-        assert set(tokens) == {"beheerder", "hulpverlener", "privacy"}
+        assert {"beheerder", "hulpverlener", "privacy", "partner:vt-utrecht", "partner:care4-ecd"} <= set(tokens)
         headers = {"Authorization": f"Bearer {tokens['hulpverlener']}"}
         partners = httpx.get(f"{demo.url}/api/v1/partners", headers=headers).json()
         assert "wijkteam-demo" in {p["id"] for p in partners}
@@ -67,6 +67,9 @@ def test_gateway_demo_serves_with_simulators_and_seeded_partners(tmp_path):
         refused = httpx.post(f"{demo.url}/api/v1/routes/webhook.notice/messages", headers=headers, json={
             "reference": "demo-2", "category": "signaal", "client_id": "DEMO-0002", "partner": "wijkteam-demo"})
         assert refused.status_code == 403 and refused.json()["missing_basis"] == ["toestemming", "vitaal_belang"]
+        # The partner simulators work together: a melding drafted from the Care4 simulator's dossier.
+        draft = httpx.post(f"{demo.url}/api/v1/veiligthuis/drafts", headers=headers, json={"dossier_id": "D-0002"}).json()
+        assert draft["region"]["partner_id"] == "vt-utrecht" and draft["suggested_basis"] == "toestemming"
         eventually(lambda: httpx.get(f"http://127.0.0.1:{simulator_port}/sink/_stats").json()["unique"] == 1)
     # Started again on the same data: nothing is seeded twice and the tokens still work.
     with ProcessServer(env, port=demo.port, command=demo.command, log=tmp_path / "demo.log") as again:

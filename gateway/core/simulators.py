@@ -21,9 +21,15 @@ class DemoPartner:
 
 @dataclass(frozen=True)
 class Simulator:
-    """``app`` builds the ASGI app; it is mounted under ``/<name>`` on the simulator server."""
+    """``app`` builds the ASGI app; it is mounted under ``/<name>`` on the simulator server.
+
+    ``configure``, if given, is called by ``gateway demo`` once both servers run, as
+    ``configure(simulator_url, gateway_url, partner_tokens)`` with a partner token per demo partner,
+    so that a simulator can call the gateway back (receipts, feedback) as that partner.
+    """
 
     name: str
     app: Callable[[], Any]
     description: str = ""
     demo_partners: tuple[DemoPartner, ...] = ()
+    configure: Callable[[str, str, dict[str, str]], None] | None = None

@@ -74,7 +74,18 @@ def register_simulators(register: Callable[[Simulator], None]) -> None:
             DemoPartner(id=f"vt-{region}", connector_type="veiligthuis", name=f"Veilig Thuis {region.replace('-', ' ').title()}",
                         path=f"/{region}/meldingen", identifiers={"region": region}, routing={"gemeentecode": codes})
             for region, codes in REGIONS.items()),
+        configure=_configure_demo,
     ))
+
+
+def _configure_demo(simulator_url: str, gateway_url: str, partner_tokens: dict[str, str]) -> None:
+    """Let the regions send receipts and decisions back to the demo gateway with their own tokens."""
+    import httpx
+
+    tokens = {partner_id.removeprefix("vt-"): token for partner_id, token in partner_tokens.items()
+              if partner_id.startswith("vt-")}
+    httpx.post(f"{simulator_url}/_control", json={"callback_url": gateway_url, "tokens": tokens, "ack_delay": 1,
+                                                  "decision_delay": 30, "end_delay": 120}, timeout=10)
 
 
 def _json(body: bytes) -> Any:
