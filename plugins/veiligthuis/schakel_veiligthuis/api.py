@@ -47,6 +47,7 @@ class DraftIn(BaseModel):
 
 class SendIn(DraftIn):
     answers: melding.Answers
+    edits: melding.Edits = Field(default_factory=melding.Edits)
 
 
 async def _draft(gw: Gateway, dossier_id: str) -> tuple[dict[str, Any], dict[str, Any], list[str], str]:
@@ -99,7 +100,7 @@ async def send_melding(body: SendIn, gw: GatewayDep, principal: Worker,
     bundle, draft, confidential, gemeentecode = await _draft(gw, body.dossier_id)
     answers = body.answers
     envelope = {
-        "melding": melding.complete(draft, answers),
+        "melding": melding.complete(melding.apply_edits(draft, body.edits), answers),
         "confidential": confidential,
         "gemeentecode": gemeentecode,
         "subject": _subject(bundle),

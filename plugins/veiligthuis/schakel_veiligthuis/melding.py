@@ -68,6 +68,49 @@ class Answers(BaseModel):
         return self
 
 
+ViolenceForm = Literal["fysiek", "psychisch", "seksueel", "financieel", "getuige_van_geweld", "verwaarlozing",
+                       "stalking", "eergerelateerd", "overig"]
+
+
+class SignalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    kind: Literal["observed", "told"]
+    description: str = Field(min_length=3, max_length=4000)
+
+
+class UnsafetyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    acute: bool
+    structural: bool
+
+
+class Edits(BaseModel):
+    """What the worker may change in the draft before sending. Everything else comes from the ECD
+    as it is (correct it there), and fields the ECD marks confidential cannot be added here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    violence: list[ViolenceForm] | None = Field(default=None, min_length=1, max_length=10,
+                                                description="Replaces the nature of the violence")
+    unsafety: UnsafetyIn | None = Field(default=None, description="The worker's own assessment")
+    signals_added: list[SignalIn] = Field(default_factory=list, max_length=50)
+    help_added: list[str] = Field(default_factory=list, max_length=20)
+
+
+def apply_edits(draft: dict[str, Any], edits: Edits) -> dict[str, Any]:
+    edited = dict(draft)
+    if edits.violence is not None:
+        edited["violence"] = list(edits.violence)
+    if edits.unsafety is not None:
+        edited["unsafety"] = edits.unsafety.model_dump()
+    edited["signals"] = [*draft["signals"], *(s.model_dump() for s in edits.signals_added)]
+    edited["help_given"] = [*draft["help_given"], *edits.help_added]
+    return edited
+
+
 def _person(source: dict[str, Any], role: str) -> dict[str, Any]:
     person = {"role": role, "first_name": source["first_name"], "last_name": source["last_name"],
               "gender": source["gender"], "date_of_birth": source["date_of_birth"]}

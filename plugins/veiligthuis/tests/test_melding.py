@@ -230,3 +230,21 @@ def test_feedback_is_queued_while_the_ecd_is_down_and_written_once_after(vt_worl
         feedback = worker.get("/api/v1/exchanges", params={"route": "veiligthuis.terugkoppeling"}).json()["items"]
     assert len([n for n in vt_world.ecd.notes.values() if n["dossier_id"] == "D-0008"]) == 1
     assert feedback[0]["state"] == "delivered" and feedback[0]["attempts"] > 1
+
+
+def test_the_worker_edits_what_she_may_and_cannot_smuggle_in_more(vt_world):
+    edits = {"violence": ["psychisch", "stalking"], "unsafety": {"acute": False, "structural": True},
+             "signals_added": [{"date": "2026-11-21", "kind": "told", "description": "Cliënt vertelt over nieuwe dreiging."}],
+             "help_added": ["Aanmelding bij het wijkteam gedaan"]}
+    with vt_world.live.client("hulpverlener") as worker:
+        smuggled = worker.post("/api/v1/veiligthuis/meldingen", json={
+            "dossier_id": "D-0002", "answers": answers(), "edits": {**edits, "victim": {"address": "Nergens 1"}}})
+        sent = worker.post("/api/v1/veiligthuis/meldingen", json={"dossier_id": "D-0002", "answers": answers(),
+                                                                  "edits": edits})
+        eventually(lambda: exchange_state(worker, sent.json()["exchange_id"]) == "delivered")
+    assert smuggled.status_code == 422 and ["body", "edits", "victim"] in [e["location"] for e in smuggled.json()["errors"]]
+    root = parse_xml(vt_world.vt_received()["items"][0]["xml"].encode())
+    assert [v.text for v in root.findall("m:AardGeweld/m:Vorm", namespaces=NS)] == ["psychisch", "stalking"]
+    assert root.findtext("m:Onveiligheid/m:Acuut", namespaces=NS) == "false"
+    assert "nieuwe dreiging" in root.findtext("m:Signalen/m:Signaal[last()]/m:Omschrijving", namespaces=NS)
+    assert "Aanmelding bij het wijkteam gedaan" in [h.text for h in root.findall("m:HulpVerleend/m:Hulp", namespaces=NS)]
