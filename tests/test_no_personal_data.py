@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from gateway import telemetry
 from gateway.app import create_app
 from gateway.core.pseudonyms import elfproef
-from tests.conftest import LiveGateway, grant_consent, make_settings
+from tests.conftest import LiveGateway, make_settings
 from tests.helpers import eventually, exchange_state, sink_control
 from tests.plugins import canary_crash
 from tests.servers import ThreadServer

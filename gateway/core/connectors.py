@@ -176,12 +176,20 @@ class HttpConnector(Connector):
             return DeliveryResult("retry", f"HTTP {status} from partner", status, retry_after=_retry_after(response))
         return DeliveryResult("reject", f"HTTP {status} from partner", status)
 
+    # The key of the partner's JSON answer that holds its reference, where it sends none in a header.
+    receipt_key: ClassVar[str | None] = None
+
     def receipt(self, response: httpx.Response) -> dict[str, Any]:
         """Keep only a reference, never the partner's whole answer (it may hold personal data)."""
         receipt: dict[str, Any] = {"status": response.status_code}
         reference = response.headers.get("Location") or response.headers.get("X-Receipt-Id")
+        if not reference and self.receipt_key:
+            try:
+                reference = response.json().get(self.receipt_key)
+            except (ValueError, AttributeError):
+                reference = None
         if reference:
-            receipt["reference"] = reference[:200]
+            receipt["reference"] = str(reference)[:200]
         return receipt
 
 

@@ -6,7 +6,6 @@ schema marks secret (``SecretStr``) are stored encrypted and never returned by t
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 

@@ -33,3 +33,30 @@ class Simulator:
     description: str = ""
     demo_partners: tuple[DemoPartner, ...] = ()
     configure: Callable[[str, str, dict[str, str]], None] | None = None
+
+
+@dataclass
+class Faults:
+    """The fault switch every simulator shares: ``mode`` holds for ``count`` more requests (or,
+    with no count, until changed), then the simulator is healthy again."""
+
+    mode: str = "ok"
+    status: int = 503
+    count: int | None = None
+    delay: float = 1.0
+
+    def next(self) -> str:
+        if self.mode == "ok":
+            return "ok"
+        if self.count is not None:
+            if self.count <= 0:
+                self.mode, self.count = "ok", None
+                return "ok"
+            self.count -= 1
+        return self.mode
+
+    def set(self, data: dict[str, Any]) -> None:
+        self.mode = data.get("mode", "ok")
+        self.status = int(data.get("status", 503))
+        self.count = data.get("count")
+        self.delay = float(data.get("delay", 1.0))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from tests.conftest import grant_consent
 from tests.helpers import eventually, exchange_state, notice, sink_control, submit
 
 

@@ -24,16 +24,15 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from gateway.core.simulators import Faults
+
 
 @dataclass
 class SinkState:
     received: dict[str, dict[str, Any]] = field(default_factory=dict)
     duplicates: int = 0
     requests: int = 0
-    mode: str = "ok"
-    status: int = 503
-    count: int | None = None
-    delay: float = 1.0
+    faults: Faults = field(default_factory=Faults)
     random: dict[str, float] = field(default_factory=dict)
     echo: bool = False
     rng: random.Random = field(default_factory=lambda: random.Random(7513))
@@ -56,14 +55,7 @@ def create_app() -> FastAPI:
                     return name
                 roll -= chance
             return "ok"
-        if state.mode == "ok":
-            return "ok"
-        if state.count is not None:
-            if state.count <= 0:
-                state.mode, state.count = "ok", None
-                return "ok"
-            state.count -= 1
-        return state.mode
+        return state.faults.next()
 
     def _apply(key: str, body: bytes, request: Request) -> bool:
         if key in state.received:
@@ -88,7 +80,7 @@ def create_app() -> FastAPI:
             return JSONResponse({"error": "Idempotency-Key required"}, status_code=400)
         fault = _fault()
         if fault.startswith("status"):
-            status = int(fault.split("_", 1)[1]) if "_" in fault else state.status
+            status = int(fault.split("_", 1)[1]) if "_" in fault else state.faults.status
             answer: dict[str, Any] = {"error": "simulated"}
             if state.echo:  # a careless partner quoting the message back in its error
                 answer["request"] = body.decode("utf-8", "replace")
@@ -102,14 +94,14 @@ def create_app() -> FastAPI:
         fresh = _apply(key, body, request)
         answer = {"received": True, "duplicate": not fresh}
         if fault == "late":
-            await asyncio.sleep(state.delay)
+            await asyncio.sleep(state.faults.delay)
         if fault == "trickle":
             payload = (str(answer) + " " * 40).encode()
 
             async def drip() -> Any:
                 for byte in payload:
                     yield bytes([byte])
-                    await asyncio.sleep(state.delay)
+                    await asyncio.sleep(state.faults.delay)
 
             return StreamingResponse(drip(), media_type="text/plain")
         return JSONResponse(answer, status_code=200, headers={"X-Receipt-Id": f"sink-{len(state.received)}"})
@@ -117,13 +109,10 @@ def create_app() -> FastAPI:
     @app.post("/_control")
     async def control(request: Request) -> dict[str, Any]:
         data = await request.json()
-        state.mode = data.get("mode", "ok")
-        state.status = int(data.get("status", 503))
-        state.count = data.get("count")
-        state.delay = float(data.get("delay", 1.0))
+        state.faults.set(data)
         state.random = dict(data.get("random") or {})
         state.echo = bool(data.get("echo", False))
-        return {"mode": state.mode, "count": state.count}
+        return {"mode": state.faults.mode, "count": state.faults.count}
 
     @app.get("/_stats")
     async def stats() -> dict[str, Any]:
@@ -136,7 +125,7 @@ def create_app() -> FastAPI:
     @app.post("/_reset")
     async def reset() -> dict[str, str]:
         fresh = SinkState()
-        for name in ("received", "duplicates", "requests", "mode", "status", "count", "delay", "random", "echo", "rng"):
+        for name in ("received", "duplicates", "requests", "faults", "random", "echo", "rng"):
             setattr(state, name, getattr(fresh, name))
         return {"status": "reset"}
 

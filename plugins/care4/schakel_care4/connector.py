@@ -45,6 +45,7 @@ MANIFEST = ConnectorManifest(
 
 class Care4Connector(HttpConnector):
     manifest = MANIFEST
+    receipt_key = "id"
 
     async def deliver(self, delivery: Delivery) -> DeliveryResult:
         body: dict[str, Any] = json.loads(delivery.body)
@@ -92,13 +93,3 @@ class Care4Connector(HttpConnector):
             number = body["arrangement"]["allocation_number"]
             return [("arrangement", "PUT", f"/clients/{body['client_id']}/arrangements/{number}", body["arrangement"])]
         raise ValueError(operation)
-
-    def receipt(self, response: httpx.Response) -> dict[str, Any]:
-        receipt: dict[str, Any] = {"status": response.status_code}
-        try:
-            record_id = response.json().get("id")
-        except ValueError:
-            record_id = None
-        if record_id:
-            receipt["reference"] = str(record_id)[:200]
-        return receipt

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
-
 from gateway.core.connectors import BearerConfig, ConnectorManifest, HttpConnector
 
 MANIFEST = ConnectorManifest(
@@ -24,13 +20,3 @@ MANIFEST = ConnectorManifest(
 
 class VeiligThuisConnector(HttpConnector):
     manifest = MANIFEST
-
-    def receipt(self, response: httpx.Response) -> dict[str, Any]:
-        receipt = super().receipt(response)
-        try:
-            number = response.json().get("ontvangstnummer")
-        except ValueError:
-            number = None
-        if number:
-            receipt["reference"] = str(number)[:64]
-        return receipt

@@ -23,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from gateway.core.problems import Problem
+from gateway.core.simulators import Faults
 from gateway.core.xml import parse_xml
 from schakel_care4.fixtures import REGIONS
 from schakel_veiligthuis.melding import NAMESPACE, schema
@@ -34,10 +35,7 @@ class VtState:
     keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     duplicates: int = 0
     requests: int = 0
-    mode: str = "ok"
-    status: int = 503
-    count: int | None = None
-    delay: float = 1.0
+    faults: Faults = field(default_factory=Faults)
     callback_url: str | None = None
     tokens: dict[str, str] = field(default_factory=dict)
     ack_delay: float | None = 0.2
@@ -52,16 +50,6 @@ def create_app() -> FastAPI:
     state = VtState()
     app.state.vt = state
     tasks: set[asyncio.Task[None]] = set()
-
-    def fault() -> str:
-        if state.mode == "ok":
-            return "ok"
-        if state.count is not None:
-            if state.count <= 0:
-                state.mode, state.count = "ok", None
-                return "ok"
-            state.count -= 1
-        return state.mode
 
     async def post_feedback(region: str, payload: dict[str, Any]) -> None:
         token = state.tokens.get(region)
@@ -102,9 +90,9 @@ def create_app() -> FastAPI:
         key = request.headers.get("Idempotency-Key")
         if not key:
             return JSONResponse({"error": "Idempotency-Key required"}, status_code=400)
-        mode = fault()
+        mode = state.faults.next()
         if mode == "status":
-            return JSONResponse({"error": "simulated"}, status_code=state.status)
+            return JSONResponse({"error": "simulated"}, status_code=state.faults.status)
         if mode == "reject":
             return JSONResponse({"error": "melding refused (simulated)"}, status_code=422)
         if key in state.keys:
@@ -129,17 +117,18 @@ def create_app() -> FastAPI:
         tasks.add(task)
         task.add_done_callback(tasks.discard)
         if mode == "late":
-            await asyncio.sleep(state.delay)
+            await asyncio.sleep(state.faults.delay)
         return JSONResponse({"ontvangstnummer": number}, status_code=201, headers={"X-Receipt-Id": number})
 
     @app.post("/_control")
     async def control(request: Request) -> dict[str, Any]:
         data = await request.json()
-        for name in ("mode", "status", "count", "delay", "callback_url", "tokens", "ack_delay", "decision_delay",
-                     "decision", "end_delay"):
+        if "mode" in data:
+            state.faults.set(data)
+        for name in ("callback_url", "tokens", "ack_delay", "decision_delay", "decision", "end_delay"):
             if name in data:
                 setattr(state, name, data[name])
-        return {"mode": state.mode}
+        return {"mode": state.faults.mode}
 
     @app.get("/_received")
     async def received() -> dict[str, Any]:
