@@ -1,0 +1,153 @@
+"""iWmo 3.2 messages: identify, validate against the official XSDs, and answer with a retour.
+
+The official XSDs ship in ``xsd/`` (see ``xsd/SOURCES.txt``) and are compiled once per process.
+Documents are parsed only through the core's safe parser. A retour (WMO302 on a 301, …) mirrors
+the message it answers, in the retour's namespace, with the retour header fields and a
+``RetourCodes`` block closing each message class — as the standard prescribes.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+
+from lxml import etree
+
+from gateway.core.problems import Problem
+from gateway.core.xml import load_schema, parse_xml
+
+XSD_DIR = Path(__file__).with_name("xsd")
+BASIS = "http://www.istandaarden.nl/iwmo/3_2/basisschema/schema"
+VERSION_PREFIX = "http://www.istandaarden.nl/iwmo/3_2/"
+CODES = {"WMO301": "414", "WMO302": "415", "WMO305": "418", "WMO307": "420", "WMO315": "444", "WMO316": "445",
+         "WMO317": "480", "WMO319": "482", "WMO323": "484"}
+# The retour that answers each inbound message, and the message classes that carry RetourCodes.
+RETOUR = {"WMO301": "WMO302"}
+RETOUR_CLASSES = {"WMO302": ("Client", "Relatie", "Contact", "ToegewezenProduct")}
+ACCEPTED = "0200"
+TECHNICAL = "0001"
+NOT_UNIQUE = "9056"
+
+
+def namespace(bericht: str) -> str:
+    return f"{VERSION_PREFIX}{bericht.lower()}/schema"
+
+
+@lru_cache(maxsize=None)
+def schema(bericht: str) -> etree.XMLSchema:
+    """The official XSD of ``bericht``, compiled once (imports resolve inside ``xsd/``)."""
+    path = XSD_DIR / f"{bericht}.xsd"
+    return load_schema(path.read_bytes(), base_url=path.as_uri())
+
+
+@dataclass(frozen=True)
+class Header:
+    bericht: str
+    code: str
+    afzender: str
+    ontvanger: str
+    identificatie: str
+    dagtekening: str
+
+
+def identify(root: etree._Element) -> str:
+    """Which iWmo 3.2 message this is, from its root's namespace."""
+    tag = root.tag if isinstance(root.tag, str) else ""
+    if not tag.startswith("{") or not tag.endswith("}Bericht"):
+        raise Problem("message-invalid", "Not an iWmo message: the root must be a namespaced Bericht.")
+    ns = tag[1:].split("}", 1)[0]
+    if not ns.startswith(VERSION_PREFIX):
+        raise Problem("message-invalid", "Not an iWmo 3.2 message (an earlier or other release's namespace).",
+                      extensions={"expected_namespace_prefix": VERSION_PREFIX})
+    bericht = ns[len(VERSION_PREFIX):].split("/", 1)[0].upper()
+    if bericht not in CODES:
+        raise Problem("message-invalid", f"{bericht} is not an iWmo 3.2 message this gateway knows.")
+    return bericht
+
+
+def parse(body: bytes) -> tuple[str, etree._Element]:
+    root = parse_xml(body)
+    return identify(root), root
+
+
+def validate(bericht: str, root: etree._Element) -> list[dict[str, str]]:
+    """Schema errors as (line, kind) pairs — never the offending value."""
+    xsd = schema(bericht)
+    if xsd.validate(root):
+        return []
+    return [{"line": str(error.line), "reason": error.type_name} for error in list(xsd.error_log)[:20]]
+
+
+def header(bericht: str, root: etree._Element) -> Header:
+    ns = {"m": namespace(bericht), "b": BASIS}
+
+    def text(path: str) -> str:
+        return (root.findtext(path, namespaces=ns) or "").strip()
+
+    return Header(bericht=bericht, code=text("m:Header/m:BerichtCode"), afzender=text("m:Header/m:Afzender"),
+                  ontvanger=text("m:Header/m:Ontvanger"),
+                  identificatie=text("m:Header/m:BerichtIdentificatie/b:Identificatie"),
+                  dagtekening=text("m:Header/m:BerichtIdentificatie/b:Dagtekening"))
+
+
+def new_identificatie() -> str:
+    """A message identification: at most 12 characters, unique per sender and message kind."""
+    return uuid.uuid4().hex[:12].upper()
+
+
+def path_of(element: etree._Element) -> str:
+    """How :func:`retour` is told which message class a code belongs to."""
+    return element.getroottree().getpath(element)
+
+
+def retour(bericht: str, root: etree._Element, codes: dict[str, list[str]] | None = None,
+           header_codes: list[str] | None = None, today: date | None = None) -> bytes:
+    """The retour on ``root``: every class accepted (0200) unless ``codes`` (keyed by
+    :func:`path_of` of a class element in ``root``) or ``header_codes`` say otherwise.
+    Valid against the retour's XSD, or not returned at all."""
+    target = RETOUR[bericht]
+    source_ns, target_ns = namespace(bericht), namespace(target)
+    classes = RETOUR_CLASSES[target]
+    codes = codes or {}
+    copied = copy.deepcopy(root)
+
+    def rename(element: etree._Element) -> None:
+        for node in element.iter():
+            if isinstance(node.tag, str) and node.tag.startswith(f"{{{source_ns}}}"):
+                node.tag = f"{{{target_ns}}}" + node.tag.split("}", 1)[1]
+
+    def add_codes(parent: etree._Element, values: list[str]) -> None:
+        block = etree.SubElement(parent, f"{{{target_ns}}}RetourCodes")
+        for value in values:
+            etree.SubElement(block, f"{{{target_ns}}}RetourCode").text = value
+
+    # Classes first, while paths in the copy are still the paths the codes were given for.
+    for node in list(copied.iter()):
+        if isinstance(node.tag, str) and node.tag.startswith(f"{{{source_ns}}}"):
+            local = node.tag.split("}", 1)[1]
+            if local in classes:
+                add_codes(node, codes.get(path_of(node), [ACCEPTED]))
+    rename(copied)
+    head = copied.find(f"{{{target_ns}}}Header")
+    assert head is not None
+    head.find(f"{{{target_ns}}}BerichtCode").text = CODES[target]
+    versie = head.find(f"{{{target_ns}}}XsdVersie")
+    etree.SubElement(head, f"{{{target_ns}}}IdentificatieRetour").text = new_identificatie()
+    etree.SubElement(head, f"{{{target_ns}}}DagtekeningRetour").text = (today or date.today()).isoformat()
+    retour_versie = copy.deepcopy(versie)
+    retour_versie.tag = f"{{{target_ns}}}XsdVersieRetour"
+    head.append(retour_versie)
+    add_codes(head, header_codes or [ACCEPTED])
+    nsmap = {"iwmo": BASIS, target.lower(): target_ns}
+    cleaned = etree.Element(copied.tag, nsmap=nsmap)
+    cleaned.extend(list(copied))
+    etree.cleanup_namespaces(cleaned)
+    errors = validate(target, cleaned)
+    if errors:
+        raise Problem("internal-error", f"The {target} retour would not validate; it was not sent.",
+                      extensions={"errors": errors})
+    return etree.tostring(cleaned, xml_declaration=True, encoding="UTF-8")
