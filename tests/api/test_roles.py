@@ -53,12 +53,15 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/veiligthuis/meldingen"): {WORKER, PRIVACY},
     ("POST", "/api/v1/veiligthuis/meldingen/{exchange_id}/terugkoppeling"): {WORKER},
     ("POST", "/partners/veiligthuis/terugkoppeling"): {PARTNER},
+    # plugin: wmo
+    ("POST", "/partners/wmo/berichten"): {PARTNER},
 }
 
 # Extra rules beyond the role: a partner may submit only on routes that name its connector type.
 # (The matrix's partner is a webhook partner: Veilig Thuis feedback is for veiligthuis partners only.)
 REFUSED_BY_ROUTE = {("POST", "/api/v1/routes/{route_id}/messages"): {PARTNER},
-                    ("POST", "/partners/veiligthuis/terugkoppeling"): {PARTNER}}
+                    ("POST", "/partners/veiligthuis/terugkoppeling"): {PARTNER},
+                    ("POST", "/partners/wmo/berichten"): {PARTNER}}
 
 
 def api_routes(app) -> dict[tuple[str, str], APIRoute]:

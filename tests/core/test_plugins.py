@@ -11,10 +11,15 @@ from tests.plugins import misspelled, observer
 
 
 def test_only_enabled_plugins_load():
-    pm = build_plugin_manager(["wmo"])
+    pm = build_plugin_manager(["care4", "wmo"])
     registry = collect(pm)
-    assert sorted(registry.connectors) == ["webhook", "wmo"]
-    assert pm.get_plugin("care4") is None
+    assert sorted(registry.connectors) == ["care4", "webhook", "wmo"]
+    assert pm.get_plugin("veiligthuis") is None and pm.get_plugin("police") is None
+
+
+def test_a_plugin_whose_routes_need_another_names_it_when_that_one_is_not_enabled():
+    with pytest.raises(PluginError, match="route 'wmo.toewijzing' targets connector type 'care4'"):
+        collect(build_plugin_manager(["wmo"]))
 
 
 def test_an_enabled_plugin_that_is_not_installed_stops_startup_with_its_name():

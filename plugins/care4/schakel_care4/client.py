@@ -14,8 +14,8 @@ from gateway.core.partners import PartnerView
 from gateway.core.problems import Problem
 from gateway.core.retry import get_policy
 
-# Tokens per (partner, client id); a token is reused until shortly before it expires.
-_TOKENS: dict[tuple[str, str], tuple[str, float]] = {}
+# Tokens per (partner, endpoint, client id); a token is reused until shortly before it expires.
+_TOKENS: dict[tuple[str, str, str], tuple[str, float]] = {}
 
 
 class Care4Unavailable(Exception):
@@ -31,7 +31,7 @@ class Care4Client:
 
     async def token(self, refresh: bool = False) -> str:
         client_id = str(self.partner.config.get("client_id") or "")
-        key = (self.partner.id, client_id)
+        key = (self.partner.id, self.base, client_id)
         cached = _TOKENS.get(key)
         if cached and not refresh and cached[1] > time.time() + 30:
             return cached[0]

@@ -6,6 +6,10 @@ The mapped body names its ``operation`` and the record it belongs to::
     {"operation": "document", "dossier_id": "D-0001", "document": {...}}
     {"operation": "referral", "referral": {...}}
     {"operation": "arrangement", "client_id": "C-0001", "arrangement": {...}}
+    {"operation": "arrangements_sync", "bsn": "...", "municipality": "0384", "arrangements": [...]}
+
+``arrangements_sync`` makes the client's arrangements from that municipality what the message says:
+an iWmo 301 carries *all* current allocations, so one it no longer names has ended.
 
 Each write carries the exchange's idempotency key (with a suffix per step), so a retried
 exchange never writes a note twice.
@@ -53,13 +57,27 @@ class Care4Connector(HttpConnector):
         try:
             async with asyncio.timeout(delivery.deadline):
                 token = await client.token()
+                if body.get("operation") == "arrangements_sync":
+                    try:
+                        body = await self._sync_steps(delivery, client, token, body)
+                    except httpx.HTTPStatusError as exc:
+                        if exc.response.status_code != 401:
+                            raise
+                        token = await client.token(refresh=True)
+                        body = await self._sync_steps(delivery, client, token, body)
                 steps = self._steps(body)
                 last = None
                 for suffix, method, path, payload in steps:
-                    last = await delivery.http.request(
-                        method, client.base + path, json=payload, timeout=delivery.deadline,
-                        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"{delivery.idempotency_key}:{suffix}",
-                                 "X-Correlation-ID": delivery.correlation_id, **delivery.headers})
+                    for fresh in (False, True):
+                        if fresh:  # the ECD no longer knows our token: one new one
+                            token = await client.token(refresh=True)
+                        last = await delivery.http.request(
+                            method, client.base + path, json=payload, timeout=delivery.deadline,
+                            headers={"Authorization": f"Bearer {token}",
+                                     "Idempotency-Key": f"{delivery.idempotency_key}:{suffix}",
+                                     "X-Correlation-ID": delivery.correlation_id, **delivery.headers})
+                        if last.status_code != 401:
+                            break
                     if last.status_code >= 300:
                         return self.classify(last)
         except TimeoutError:
@@ -68,7 +86,9 @@ class Care4Connector(HttpConnector):
             return self.classify(exc.response)
         except httpx.TransportError as exc:
             return DeliveryResult("retry", f"transport error: {type(exc).__name__}")
-        except (KeyError, ValueError):
+        except KeyError as exc:
+            return DeliveryResult("reject", f"the ECD cannot take this: {exc.args[0] if exc.args else 'missing field'}")
+        except ValueError:
             return DeliveryResult("reject", "the mapped body does not name a known ECD operation")
         assert last is not None
         return DeliveryResult("delivered", f"HTTP {last.status_code}", last.status_code, self.receipt(last))
@@ -92,4 +112,26 @@ class Care4Connector(HttpConnector):
         if operation == "arrangement":
             number = body["arrangement"]["allocation_number"]
             return [("arrangement", "PUT", f"/clients/{body['client_id']}/arrangements/{number}", body["arrangement"])]
+        if operation == "resolved_sync":
+            return [(f"arrangement-{a['allocation_number']}", "PUT",
+                     f"/clients/{body['client_id']}/arrangements/{a['allocation_number']}", a) for a in body["arrangements"]]
         raise ValueError(operation)
+
+    @staticmethod
+    async def _sync_steps(delivery: Delivery, client: Care4Client, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Resolve the client by BSN and add the municipality's arrangements that have ended."""
+        headers = {"Authorization": f"Bearer {token}"}
+        found = await delivery.http.get(client.base + "/clients", params={"bsn": body["bsn"]}, headers=headers)
+        found.raise_for_status()
+        items = found.json()["items"]
+        if len(items) != 1:
+            raise KeyError("no single ECD client with this BSN")
+        client_id = items[0]["id"]
+        current = await delivery.http.get(client.base + f"/clients/{client_id}/arrangements", headers=headers)
+        current.raise_for_status()
+        named = {a["allocation_number"] for a in body["arrangements"]}
+        ended = [{**{k: v for k, v in a.items() if k not in ("id", "client_id", "updated_at")}, "status": "beeindigd"}
+                 for a in current.json()
+                 if a["municipality"] == body["municipality"] and a["status"] == "actief" and a["allocation_number"] not in named]
+        arrangements = [{**a, "municipality": body["municipality"], "status": "actief"} for a in body["arrangements"]]
+        return {"operation": "resolved_sync", "client_id": client_id, "arrangements": [*arrangements, *ended]}

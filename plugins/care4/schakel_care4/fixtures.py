@@ -166,6 +166,12 @@ def build(seed: int = 2026) -> dict[str, dict[str, Any]]:
                                              "M" if female else "F", today - timedelta(days=rng.randint(20 * 365, 50 * 365)),
                                              rng.choice(["partner", "ex-partner", "vader", "broer"]), rng.choice(all_codes)),
                     rng.sample(VIOLENCE, 2), acute=n % 4 == 0, structural=True)
+    # The client of the official iWmo 3.2 example messages (BSN 999900006 is the standard's test number).
+    add_client("C-0024", "H-0023", "Tim", "de Wit", "M", date(1967, 8, 13), "0384")
+    clients["C-0024"]["bsn"] = "999900006"
+    add_household("H-0023", ["C-0024"], 0, "0384")
+    add_dossier("D-0024", "C-0024", 24, other_party("Onbekend", "Onbekend", "F", date(1970, 1, 1), "ex-partner", "0384"),
+                ["psychisch"], acute=False, structural=True)
     consents = {
         "CS-0001": {"id": "CS-0001", "client_id": "C-0002", "partner_kind": "veiligthuis", "purpose": "melding_huiselijk_geweld",
                     "given_on": "2026-11-01", "evidence": "ondertekend formulier in dossier (fictief)"},

@@ -110,9 +110,10 @@ def create_app(client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET) -
     app_client_id, app_client_secret = client_id, client_secret
 
     @app.get("/clients", response_model=Page[Client], dependencies=[Auth], tags=["clients"])
-    async def list_clients(limit: Limit = 50, offset: Offset = 0,
-                           updated_since: str | None = None) -> dict[str, Any]:
-        return page(list(state.data["clients"].values()), limit, offset, updated_since)
+    async def list_clients(limit: Limit = 50, offset: Offset = 0, updated_since: str | None = None,
+                           bsn: Annotated[str | None, Query(pattern=r"^\d{9}$")] = None) -> dict[str, Any]:
+        items = [c for c in state.data["clients"].values() if bsn in (None, c["bsn"])]
+        return page(items, limit, offset, updated_since)
 
     @app.get("/clients/{client_id}", response_model=Client, dependencies=[Auth], tags=["clients"])
     async def show_client(client_id: str) -> dict[str, Any]:

@@ -63,7 +63,7 @@ def test_every_endpoint_needs_a_token_from_client_credentials(ecd):
     assert bad.status_code == 401
     headers = {"Authorization": f"Bearer {token(ecd.url)}"}
     page = httpx.get(ecd.url + "/clients", params={"limit": 5, "offset": 5}, headers=headers).json()
-    assert page["total"] == 23 and len(page["items"]) == 5 and page["offset"] == 5
+    assert page["total"] == 24 and len(page["items"]) == 5 and page["offset"] == 5
     none_newer = httpx.get(ecd.url + "/clients", params={"updated_since": "2099-01-01"}, headers=headers).json()
     assert none_newer["items"] == []
 

@@ -1,0 +1,60 @@
+"""A municipality simulator: receives the provider's iWmo messages, validates them against the
+official XSDs, and de-duplicates by ``Idempotency-Key`` and by BerichtIdentificatie."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from gateway.core.problems import Problem
+from gateway.core.simulators import Faults
+from schakel_wmo import iwmo
+
+
+@dataclass
+class MunicipalityState:
+    received: list[dict[str, Any]] = field(default_factory=list)
+    keys: set[str] = field(default_factory=set)
+    duplicates: int = 0
+    faults: Faults = field(default_factory=Faults)
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Municipality (iWmo simulator)", docs_url=None, redoc_url=None)
+    state = MunicipalityState()
+    app.state.municipality = state
+
+    @app.post("/berichten")
+    async def receive(request: Request) -> JSONResponse:
+        body = await request.body()
+        key = request.headers.get("Idempotency-Key", "")
+        if state.faults.next() == "status":
+            return JSONResponse({"error": "simulated"}, status_code=state.faults.status)
+        try:
+            bericht, root = iwmo.parse(body)
+        except Problem as problem:
+            return JSONResponse({"error": problem.slug}, status_code=400)
+        if iwmo.validate(bericht, root):
+            return JSONResponse({"error": "schema"}, status_code=422)
+        header = iwmo.header(bericht, root)
+        identity = f"{header.afzender}:{header.identificatie}"
+        if key in state.keys or identity in {r["identity"] for r in state.received}:
+            state.duplicates += 1
+            return JSONResponse({"retourcode": iwmo.NOT_UNIQUE}, status_code=409)
+        state.keys.add(key)
+        state.received.append({"bericht": bericht, "identity": identity, "xml": body.decode()})
+        return JSONResponse({"retourcode": iwmo.ACCEPTED}, status_code=200)
+
+    @app.post("/_control")
+    async def control(request: Request) -> dict[str, Any]:
+        state.faults.set(await request.json())
+        return {"mode": state.faults.mode}
+
+    @app.get("/_received")
+    async def received() -> dict[str, Any]:
+        return {"items": state.received, "duplicates": state.duplicates}
+
+    return app
