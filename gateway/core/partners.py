@@ -150,8 +150,8 @@ def update(session: Session, partner: Partner, patch: PartnerPatch, manifest: "C
             changed.append(name)
     if patch.config is not None:
         old_secrets = box.decrypt_json(partner.credentials_encrypted) if partner.credentials_encrypted else {}
-        # A secret left out (or sent back masked) keeps its stored value: the API never shows it.
-        merged = {**old_secrets, **{k: v for k, v in patch.config.items() if v != MASK}}
+        # A field left out keeps its value; a secret sent back masked keeps its stored value.
+        merged = {**partner.config, **old_secrets, **{k: v for k, v in patch.config.items() if v != MASK}}
         merged = {k: v for k, v in merged.items() if k in manifest.config_schema.model_fields}
         plain, secrets = _split_config(manifest, merged)
         partner.config = plain

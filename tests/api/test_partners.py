@@ -63,9 +63,11 @@ def test_the_partner_is_resolved_from_the_routing_table_and_gets_its_own_token(l
 
 def test_a_partner_can_be_reconfigured_without_resending_its_secret(live_gateway, sink):
     with live_gateway.client() as admin:
-        admin.post("/api/v1/partners", json=_region_partner(sink.url, "regio-oost", "oost"))
-        patched = admin.patch("/api/v1/partners/regio-oost", json={"name": "Regio Oost (nieuw)", "config": {"path": ""}})
+        admin.post("/api/v1/partners", json={**_region_partner(sink.url, "regio-oost", "oost"),
+                                             "config": {"token": TOKEN, "path": "meldingen"}})
+        patched = admin.patch("/api/v1/partners/regio-oost", json={"name": "Regio Oost (nieuw)", "config": {"token": "********"}})
         assert patched.status_code == 200 and patched.json()["name"] == "Regio Oost (nieuw)"
+        assert patched.json()["config"] == {"path": "meldingen", "token": "********"}
     with live_gateway.gw.store.reading() as session:
         secrets = live_gateway.gw.box.decrypt_json(session.get(Partner, "regio-oost").credentials_encrypted)
     assert secrets == {"token": TOKEN}
