@@ -167,7 +167,9 @@ def test_veilig_thuis_down_for_a_while_then_delivered_once_and_feedback_lands_in
         exchange_id = worker.post("/api/v1/veiligthuis/meldingen", json={"dossier_id": "D-0003", "answers": answers()}).json()[
             "exchange_id"]
         eventually(lambda: exchange_state(worker, exchange_id) == "delivered", timeout=30)
-        eventually(lambda: len([n for n in vt_world.ecd.notes.values() if n["dossier_id"] == "D-0003"]) == 3, timeout=30)
+        # A note and then a status per feedback: wait for the last status, not only the last note.
+        eventually(lambda: len([n for n in vt_world.ecd.notes.values() if n["dossier_id"] == "D-0003"]) == 3
+                   and vt_world.ecd.data["dossiers"]["D-0003"]["status"] == "vt_afgesloten", timeout=30)
         status = worker.get("/api/v1/veiligthuis/meldingen").json()
     received = vt_world.vt_received()
     assert len(received["items"]) == 1 and received["requests"] == 5

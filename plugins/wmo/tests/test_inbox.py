@@ -85,9 +85,9 @@ def test_an_allocation_missing_from_a_newer_301_has_ended(wmo_world):
              .replace(b"<wmo301:ToewijzingNummer>101</wmo301:ToewijzingNummer>",
                       b"<wmo301:ToewijzingNummer>102</wmo301:ToewijzingNummer>"))
     assert post(live, newer).status_code == 200
-    eventually(lambda: len(arrangements(care4)) == 2)
-    states = {a["allocation_number"]: a["status"] for a in arrangements(care4).values()}
-    assert states == {"101": "beeindigd", "102": "actief"}
+    # The newer 301 is written in steps (102 first, then 101 ended): wait for the whole of it.
+    states = lambda: {a["allocation_number"]: a["status"] for a in arrangements(care4).values()}  # noqa: E731
+    eventually(lambda: states() == {"101": "beeindigd", "102": "actief"})
 
 
 def test_bad_messages_get_clear_answers_and_nothing_is_processed(wmo_world):
