@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from gateway.core.problems import Problem, field_errors
 
 if TYPE_CHECKING:
     from gateway.core.auth import Principal
@@ -57,3 +62,27 @@ class OutboundMessage:
     partner: "PartnerView"
     fields: dict[str, Any]
     exchange_id: str
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_json(body: bytes) -> Any:
+    """A JSON body, or a problem that does not quote it."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise Problem("message-invalid", "The body is not valid JSON.") from None
+
+
+def validate_model(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Problem("message-invalid", "The message does not match its schema.",
+                      extensions={"errors": field_errors(exc.errors())}) from None
+
+
+def parse_json(body: bytes, model: type[M]) -> M:
+    """Parse a JSON body into a pydantic model; errors name fields, never values."""
+    return validate_model(model, load_json(body))

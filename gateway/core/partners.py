@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from gateway.core import audit
 from gateway.core.crypto import Box
 from gateway.core.models import ConnectorState, OutboxItem, Partner, PartnerRoute, utcnow
-from gateway.core.problems import Problem
+from gateway.core.problems import Problem, field_errors
 
 if TYPE_CHECKING:
     from gateway.core.connectors import ConnectorManifest
@@ -63,7 +63,7 @@ def _split_config(manifest: "ConnectorManifest", config: dict[str, Any]) -> tupl
     try:
         model = manifest.config_schema.model_validate(config)
     except ValidationError as exc:
-        errors = [{"location": ["config", *map(str, e["loc"])], "reason": e["type"]} for e in exc.errors()]
+        errors = field_errors(exc.errors(), ("config",))
         raise Problem("validation-failed", "The partner configuration does not match the connector's schema.",
                       extensions={"errors": errors}) from None
     secret_names = set(manifest.secret_fields())

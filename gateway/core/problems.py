@@ -45,6 +45,12 @@ CATALOGUE: dict[str, tuple[int, str]] = {
 }
 
 
+def field_errors(errors: Any, prefix: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Pydantic validation errors as problem entries: where, and what kind — never the value."""
+    return [{"location": [*prefix, *(str(part) for part in error.get("loc", ()))], "reason": error.get("type", "invalid")}
+            for error in errors]
+
+
 @dataclass
 class Problem(Exception):
     slug: str
@@ -94,10 +100,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's default answer echoes the rejected input; ours names only where and what.
-        errors = [
-            {"location": [str(part) for part in error.get("loc", ())], "reason": error.get("type", "invalid")}
-            for error in exc.errors()
-        ]
+        errors = field_errors(exc.errors())
         return Problem("validation-failed", "One or more fields are missing or invalid.", extensions={"errors": errors}).response(
             request.url.path
         )

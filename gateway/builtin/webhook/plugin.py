@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable
-
-from pydantic import ValidationError
 
 from gateway.builtin.webhook.connector import WebhookConnector
 from gateway.builtin.webhook.schemas import Notice
 from gateway.core.hookspecs import hookimpl
-from gateway.core.messages import InboundMessage, ParsedMessage
+from gateway.core.messages import InboundMessage, ParsedMessage, parse_json
 from gateway.core.problems import Problem
 from gateway.core.routing import Route
 from gateway.core.simulators import DemoPartner, Simulator
@@ -50,19 +47,6 @@ def register_simulators(register: Callable[[Simulator], None]) -> None:
         demo_partners=(DemoPartner(id="wijkteam-demo", connector_type="webhook", name="Wijkteam Demostad (webhook)",
                                    path="/inbox", identifiers={"gemeentecode": "9999"}),),
     ))
-
-
-def parse_json(body: bytes, model: type[Any]) -> Any:
-    """Parse a JSON body into a pydantic model; errors name fields, never values."""
-    try:
-        raw = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Problem("message-invalid", "The body is not valid JSON.") from None
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        errors = [{"location": [str(part) for part in error["loc"]], "reason": error["type"]} for error in exc.errors()]
-        raise Problem("message-invalid", "The message does not match its schema.", extensions={"errors": errors}) from None
 
 
 @hookimpl

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable
 
-from pydantic import ValidationError
-
 from gateway.core.hookspecs import hookimpl
-from gateway.core.messages import InboundMessage, OutboundMessage, ParsedMessage
+from gateway.core.messages import InboundMessage, OutboundMessage, ParsedMessage, load_json, validate_model
 from gateway.core.problems import Problem
 from gateway.core.routing import Route
 from gateway.core.simulators import DemoPartner, Simulator
@@ -88,13 +85,6 @@ def _configure_demo(simulator_url: str, gateway_url: str, partner_tokens: dict[s
                                                   "decision_delay": 30, "end_delay": 120}, timeout=10)
 
 
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Problem("message-invalid", "The body is not valid JSON.") from None
-
-
 @hookimpl
 def parse_inbound(message: InboundMessage) -> ParsedMessage | None:
     if message.route.message_type == "vt_melding":
@@ -106,7 +96,7 @@ def parse_inbound(message: InboundMessage) -> ParsedMessage | None:
 
 def _parse_melding(message: InboundMessage) -> ParsedMessage:
     # Built by the plugin's own endpoint from the ECD (the route accepts nothing else).
-    envelope = _json(message.body)
+    envelope = load_json(message.body)
     evidence = {"meldrecht": envelope["evidence"]} if envelope.get("evidence") else {}
     return ParsedMessage(
         data=envelope["melding"],
@@ -119,13 +109,9 @@ def _parse_melding(message: InboundMessage) -> ParsedMessage:
 
 
 def _parse_feedback(message: InboundMessage) -> ParsedMessage:
-    envelope = _json(message.body)
+    envelope = load_json(message.body)
     entered_by = envelope.pop("entered_by", None) if isinstance(envelope, dict) else None
-    try:
-        feedback = fb.Feedback.model_validate(envelope)
-    except ValidationError as exc:
-        errors = [{"location": [str(p) for p in e["loc"]], "reason": e["type"]} for e in exc.errors()]
-        raise Problem("message-invalid", "The feedback does not match its schema.", extensions={"errors": errors}) from None
+    feedback = validate_model(fb.Feedback, envelope)
     found = message.gateway.exchange_context(feedback.melding_kenmerk)
     if found is None or found[0]["route_id"] != MELDING_ROUTE.id:
         raise Problem("message-invalid", "No melding with that kenmerk was sent.")
