@@ -30,6 +30,21 @@ for sub, name in ((connectors_app, "connectors"), (partners_app, "partners"), (e
                   (keys_app, "keys"), (retention_app, "retention")):
     app.add_typer(sub, name=name)
 
+
+def _plugin_commands() -> None:
+    """Installed plugins add their own command groups (``gateway wmo import``) through the entry
+    point group ``gateway.commands``; a broken one is reported, never fatal to the other commands."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="gateway.commands"):
+        try:
+            app.add_typer(entry.load(), name=entry.name)
+        except Exception as exc:  # noqa: BLE001 - one plugin's import error must not take the CLI down
+            Console(stderr=True).print(f"[yellow]warning:[/yellow] plugin commands {entry.name!r} not loaded: "
+                                       f"{type(exc).__name__}")
+
+
+_plugin_commands()
 console = Console()
 Reason = Annotated[str, typer.Option("--reason", "-r", help="Why; kept in the audit log", min=3)]
 CLI_ACTOR_NAME = "cli"

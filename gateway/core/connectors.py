@@ -166,9 +166,11 @@ class HttpConnector(Connector):
             return DeliveryResult("retry", "timed out (outcome unknown)")
         except httpx.TransportError as exc:
             return DeliveryResult("retry", f"transport error: {type(exc).__name__}")
-        return self.classify(response)
+        return self.classify(response, delivery)
 
-    def classify(self, response: httpx.Response) -> DeliveryResult:
+    def classify(self, response: httpx.Response, delivery: "Delivery | None" = None) -> DeliveryResult:
+        """The outcome of an answer. ``delivery`` lets a connector judge an answer by the attempt it
+        answers (a partner's "already had that one" on a retry means the first attempt arrived)."""
         status = response.status_code
         if 200 <= status < 300:
             return DeliveryResult("delivered", f"HTTP {status}", status, self.receipt(response))

@@ -55,13 +55,22 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/partners/veiligthuis/terugkoppeling"): {PARTNER},
     # plugin: wmo
     ("POST", "/partners/wmo/berichten"): {PARTNER},
+    ("POST", "/api/v1/wmo/start"): {WORKER},
+    ("POST", "/api/v1/wmo/stop"): {WORKER},
+    ("POST", "/api/v1/wmo/verzoeken/toewijzing"): {WORKER},
+    ("POST", "/api/v1/wmo/verzoeken/wijziging"): {WORKER},
+    ("POST", "/api/v1/wmo/batches"): {ADMIN},
+    ("POST", "/api/v1/wmo/ondersteuningsplannen"): {WORKER},
+    ("GET", "/api/v1/wmo/gezinsactieplannen"): {WORKER, PRIVACY},
+    ("POST", "/partners/wmo/ondersteuningsplannen"): {PARTNER},
 }
 
 # Extra rules beyond the role: a partner may submit only on routes that name its connector type.
 # (The matrix's partner is a webhook partner: Veilig Thuis feedback is for veiligthuis partners only.)
 REFUSED_BY_ROUTE = {("POST", "/api/v1/routes/{route_id}/messages"): {PARTNER},
                     ("POST", "/partners/veiligthuis/terugkoppeling"): {PARTNER},
-                    ("POST", "/partners/wmo/berichten"): {PARTNER}}
+                    ("POST", "/partners/wmo/berichten"): {PARTNER},
+                    ("POST", "/partners/wmo/ondersteuningsplannen"): {PARTNER}}
 
 
 def api_routes(app) -> dict[tuple[str, str], APIRoute]:

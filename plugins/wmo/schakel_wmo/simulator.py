@@ -1,8 +1,14 @@
 """A municipality simulator: receives the provider's iWmo messages, validates them against the
-official XSDs, and de-duplicates by ``Idempotency-Key`` and by BerichtIdentificatie."""
+official XSDs, and de-duplicates by BerichtIdentificatie as a real municipality does — a second
+message with an identification it already has gets retourcode 9056, whatever its transport key.
+
+Faults (``POST /_control``): ``{"mode": "status", "status": 503, "count": 2}`` answers an error
+without applying; ``{"mode": "late", "delay": 5, "count": 1}`` applies, then answers too late.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +23,6 @@ from schakel_wmo import iwmo
 @dataclass
 class MunicipalityState:
     received: list[dict[str, Any]] = field(default_factory=list)
-    keys: set[str] = field(default_factory=set)
     duplicates: int = 0
     faults: Faults = field(default_factory=Faults)
 
@@ -30,8 +35,8 @@ def create_app() -> FastAPI:
     @app.post("/berichten")
     async def receive(request: Request) -> JSONResponse:
         body = await request.body()
-        key = request.headers.get("Idempotency-Key", "")
-        if state.faults.next() == "status":
+        mode = state.faults.next()
+        if mode == "status":
             return JSONResponse({"error": "simulated"}, status_code=state.faults.status)
         try:
             bericht, root = iwmo.parse(body)
@@ -40,12 +45,14 @@ def create_app() -> FastAPI:
         if iwmo.validate(bericht, root):
             return JSONResponse({"error": "schema"}, status_code=422)
         header = iwmo.header(bericht, root)
-        identity = f"{header.afzender}:{header.identificatie}"
-        if key in state.keys or identity in {r["identity"] for r in state.received}:
+        identity = f"{bericht}:{header.afzender}:{header.identificatie}"
+        if identity in {r["identity"] for r in state.received}:
             state.duplicates += 1
             return JSONResponse({"retourcode": iwmo.NOT_UNIQUE}, status_code=409)
-        state.keys.add(key)
-        state.received.append({"bericht": bericht, "identity": identity, "xml": body.decode()})
+        state.received.append({"bericht": bericht, "identity": identity, "identificatie": header.identificatie,
+                               "xml": body.decode()})
+        if mode == "late":
+            await asyncio.sleep(state.faults.delay)
         return JSONResponse({"retourcode": iwmo.ACCEPTED}, status_code=200)
 
     @app.post("/_control")
