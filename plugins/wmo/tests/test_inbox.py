@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from lxml import etree
 
 from schakel_wmo import iwmo
+from tests.core.test_xml import ATTACKS
 from tests.helpers import eventually
 
 from .conftest import example, header_codes, retour_codes
@@ -84,3 +86,23 @@ def test_a_319_that_answers_no_request_of_ours_gets_a_320_with_9063_and_is_not_p
 def test_a_316_for_a_315_we_never_sent_is_refused(wmo_world):
     response = wmo_world.post(example("WMO316"))
     assert response.status_code == 404 and response.json()["type"] == "/problems/not-found"
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_every_attack_the_core_parser_refuses_is_refused_by_every_wmo_xml_endpoint(wmo_world, attack):
+    body = ATTACKS[attack]
+    refused = {"xml-malformed", "xml-forbidden-construct", "xml-limits-exceeded", "payload-too-large"}
+    with wmo_world.live.client("partner", "gemeente-diemen") as municipality:
+        answers = [municipality.post(path, content=body, headers={"Content-Type": "application/xml"})
+                   for path in ("/partners/wmo/berichten", "/partners/wmo/ondersteuningsplannen")]
+    with wmo_world.live.client("beheerder") as admin:
+        batch = admin.post("/api/v1/wmo/batches", content=body, headers={"Content-Type": "application/xml"})
+    for answer in answers:
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["type"].rsplit("/", 1)[-1] in refused, answer.text
+    if batch.status_code == 200:  # one message, refused inside the batch
+        assert batch.json()["outcomes"][0]["problem"] in refused
+    else:
+        assert batch.json()["type"].rsplit("/", 1)[-1] in refused
+    with wmo_world.live.client() as admin:
+        assert admin.get("/api/v1/exchanges").json()["items"] == []
