@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 STAMP := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test test-sqlite test-postgres install clean proof
 
@@ -15,12 +16,19 @@ $(STAMP): pyproject.toml $(PLUGINS)
 
 install: $(STAMP)
 
+## Debian's Chromium, which the console's browser tests drive through Playwright (no `playwright install`).
+## Without it (no root, no apt) those tests skip and say so.
+$(CHROMIUM):
+	@DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
+	  || (DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) \
+	  || echo "could not install chromium with apt-get: the console browser tests will be skipped"
+
 ## The gateway on its embedded default: SQLite plus every partner simulator, seeded with fictional data.
 run: $(STAMP)
 	$(BIN)/gateway demo
 
 ## The whole suite, on SQLite and on PostgreSQL (PostgreSQL tests skip, and say so, where no server answers).
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -13,10 +13,10 @@ import structlog
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from gateway import __version__
+from gateway import __version__, console
 from gateway import logging as gateway_logging
 from gateway import telemetry
-from gateway.api import connectors, exchanges, health, messages, partners, privacy
+from gateway.api import connectors, exchanges, health, messages, openapi, partners, privacy
 from gateway.api.guards import BodyGuard, CorrelationId, ErrorShield
 from gateway.core import problems
 from gateway.core.delivery import DeliveryWorker
@@ -113,10 +113,12 @@ def create_app(settings: Settings | None = None, plugins: Iterable[ModuleType | 
     )
     app.state.gateway = gw
     problems.install(app)
+    openapi.install(app)
     for router in (health.router, messages.router, exchanges.router, connectors.router, partners.router, privacy.router):
         app.include_router(router)
     for router, prefix in gw.registry.routers:
         app.include_router(router, prefix=prefix)
+    console.mount(app, gw)
 
     app.add_middleware(ErrorShield)
     app.add_middleware(CorrelationId)

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     audit_checkpoint_interval_hours: float = 24.0
     maintenance_interval_seconds: float = 3600.0
 
+    # Web console. A session ends this long after login, or after this long without a request,
+    # whichever comes first; the token it was opened with still has to be valid on every request.
+    console_session_minutes: float = Field(default=480.0, gt=0)
+    console_idle_minutes: float = Field(default=30.0, gt=0)
+
     # Observability. The OpenTelemetry exporter reads the standard OTEL_* names.
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import selectinload
 
 from gateway.api.deps import Admin, GatewayDep, StaffOrPartner
+from gateway.api.params import Since, Until, moment
 from gateway.api.schemas import ExchangeDetail, ExchangeOut, ExchangePage, ReplayIn, ReplayOut, TransitionOut
 from gateway.core import outbox
 from gateway.core.auth import Principal
@@ -48,29 +49,25 @@ def _visible(query, principal: Principal):  # type: ignore[no-untyped-def]
 def list_exchanges(
     gw: GatewayDep,
     principal: StaffOrPartner,
-    state: Annotated[str | None, Query(description="One of the exchange states")] = None,
+    state: Annotated[Literal[STATES] | None, Query(description="One of the exchange states")] = None,
     route: str | None = None,
     partner: str | None = None,
     connector: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Since = None,
+    until: Until = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> ExchangePage:
-    if state is not None and state not in STATES:
-        raise Problem("validation-failed", "Unknown state.", extensions={"errors": [{"location": ["query", "state"], "reason": "enum"}]})
-    for value in (since, until):
-        if value is not None and value.tzinfo is None:
-            raise Problem("validation-failed", "Times need a time zone (e.g. 2026-11-22T10:00:00Z).")
+    since_at, until_at = moment(since, "since"), moment(until, "until")
     query = _visible(select(Exchange), principal)
     for column, value in ((Exchange.state, state), (Exchange.route_id, route), (Exchange.partner_id, partner),
                           (Exchange.connector_type, connector)):
         if value is not None:
             query = query.where(column == value)
-    if since is not None:
-        query = query.where(Exchange.created_at >= since)
-    if until is not None:
-        query = query.where(Exchange.created_at < until)
+    if since_at is not None:
+        query = query.where(Exchange.created_at >= since_at)
+    if until_at is not None:
+        query = query.where(Exchange.created_at < until_at)
     if cursor:
         created, exchange_id = _parse_cursor(cursor)
         query = query.where(or_(Exchange.created_at < created, and_(Exchange.created_at == created, Exchange.id < exchange_id)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -11,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from gateway.api.deps import GatewayDep, require
+from gateway.api.params import MAX_SEQ, Since, Until, moment
 from gateway.api.schemas import ReasonIn
 from gateway.core import access_report, audit, audit_chain, audit_export
 from gateway.core import consent as consents
@@ -95,8 +95,8 @@ def search_audit(gw: GatewayDep, _: Privacy,
                  subject: Annotated[str | None, Query(pattern=SUBJECT)] = None,
                  partner: str | None = None, legal_basis: str | None = None,
                  outcome: Annotated[int | None, Query(ge=0, le=12)] = None, event_type: str | None = None,
-                 exchange: str | None = None, since: datetime | None = None, until: datetime | None = None,
-                 after_seq: Annotated[int, Query(ge=0)] = 0,
+                 exchange: str | None = None, since: Since = None, until: Until = None,
+                 after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
     query = select(AuditEntry).where(AuditEntry.seq > after_seq)
     for column, value in ((AuditEntry.client, subject), (AuditEntry.partner_id, partner),
@@ -104,13 +104,11 @@ def search_audit(gw: GatewayDep, _: Privacy,
                           (AuditEntry.event_type, event_type), (AuditEntry.exchange_id, exchange)):
         if value is not None:
             query = query.where(column == value)
-    for value in (since, until):
-        if value is not None and value.tzinfo is None:
-            raise Problem("validation-failed", "Times need a time zone (e.g. 2026-11-22T10:00:00Z).")
-    if since is not None:
-        query = query.where(AuditEntry.occurred_at >= since)
-    if until is not None:
-        query = query.where(AuditEntry.occurred_at < until)
+    since_at, until_at = moment(since, "since"), moment(until, "until")
+    if since_at is not None:
+        query = query.where(AuditEntry.occurred_at >= since_at)
+    if until_at is not None:
+        query = query.where(AuditEntry.occurred_at < until_at)
     with gw.store.reading() as session:
         rows = list(session.scalars(query.order_by(AuditEntry.seq).limit(limit)))
         items = [audit_export.entry_dict(row) for row in rows]
@@ -140,7 +138,9 @@ def create_checkpoint(gw: GatewayDep, _: AuditReader) -> dict[str, Any]:
         return audit_chain.export_checkpoint(row)
 
 
-@router.get("/audit/export", summary="The audit trail as JSON lines or FHIR R4 AuditEvent resources (one per line)")
+@router.get("/audit/export", summary="The audit trail as JSON lines or FHIR R4 AuditEvent resources (one per line)",
+            responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}},
+                                         "application/fhir+ndjson": {"schema": {"type": "string"}}}}})
 def export_audit(gw: GatewayDep, principal: Privacy, format: Literal["jsonl", "fhir"] = "jsonl",
                  subject: Annotated[str | None, Query(pattern=SUBJECT)] = None) -> StreamingResponse:
     query = select(AuditEntry)
@@ -159,7 +159,8 @@ def export_audit(gw: GatewayDep, principal: Privacy, format: Literal["jsonl", "f
 
 # --- the client -----------------------------------------------------------------------------------
 
-@router.post("/access-report", summary="AVG art. 15: everything shared about one client; ?format=html prints")
+@router.post("/access-report", summary="AVG art. 15: everything shared about one client; ?format=html prints",
+             responses={200: {"content": {"application/json": {}, "text/html": {"schema": {"type": "string"}}}}})
 def client_access_report(body: ClientRef, gw: GatewayDep, principal: Privacy,
                          format: Literal["json", "html"] = "json") -> Any:
     subject = _subject(gw, body.client_id)

@@ -60,6 +60,20 @@ def register_routers(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_console_pages(register: Callable[..., None]) -> None:
+    """Contribute pages to the web console, with their menu entries and templates.
+
+    :param register: call ``register(router, prefix="/console/<name>", nav=(...), templates=path)``.
+        ``router`` comes from :func:`gateway.console.console_router` (kept out of the OpenAPI
+        document, Dutch error pages); its pages declare their roles with
+        :func:`gateway.console.console_user` and render with :func:`gateway.console.render`.
+        ``nav`` is a sequence of :class:`gateway.console.NavEntry` (label, path, roles);
+        ``templates`` a folder whose files are reached as ``<name>/<file>`` and may extend
+        ``layout.html``. Called once while the app is built.
+    """
+
+
+@hookspec
 def register_simulators(register: Callable[["Simulator"], None]) -> None:
     """Register a simulator of this plugin's partner, with the partners the demo seeds for it.
 
@@ -111,6 +125,7 @@ HOOK_NAMES: tuple[str, ...] = (
     "register_connectors",
     "register_routes",
     "register_routers",
+    "register_console_pages",
     "register_simulators",
     "parse_inbound",
     "map_outbound",

@@ -108,4 +108,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         slug = _STATUS_SLUGS.get(exc.status_code, "bad-request" if exc.status_code < 500 else "internal-error")
-        return Problem(slug, status=exc.status_code, headers=getattr(exc, "headers", None)).response(request.url.path)
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route's methods; a path served by several routes
+            # (GET and POST as separate functions) must list them all.
+            from gateway.api.openapi import allowed_methods
+
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path)) or headers.get("Allow", "")
+        return Problem(slug, status=exc.status_code, headers=headers or None).response(request.url.path)

@@ -60,6 +60,13 @@ def register_routers(register: Callable[..., None]) -> None:
 
 
 @hookimpl
+def register_console_pages(register: Callable[..., None]) -> None:
+    from schakel_veiligthuis.console import NAV, PREFIX, TEMPLATES, router
+
+    register(router, prefix=PREFIX, nav=NAV, templates=TEMPLATES)
+
+
+@hookimpl
 def register_simulators(register: Callable[[Simulator], None]) -> None:
     from schakel_care4.fixtures import REGIONS
     from schakel_veiligthuis.simulator import create_app

@@ -102,6 +102,13 @@ def register_routers(register: Callable[..., None]) -> None:
 
 
 @hookimpl
+def register_console_pages(register: Callable[..., None]) -> None:
+    from schakel_wmo.console import NAV, PREFIX, TEMPLATES, router
+
+    register(router, prefix=PREFIX, nav=NAV, templates=TEMPLATES)
+
+
+@hookimpl
 def register_simulators(register: Callable[[Simulator], None]) -> None:
     from schakel_wmo.simulator import create_app
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,14 +22,16 @@ from gateway.core.runtime import Gateway
 from schakel_wmo import iwmo, outbound
 
 CORRELATION_PREFIX = "iwmo:"
+ECD_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+ALLOCATION = r"^[0-9]{1,9}$"  # iWmo LDT_Nummer: 0 to 999999999
 REFERENCE = re.compile(r"^(?P<base>[0-9a-f]{32})(-\d{1,2})?$")
 
 
 class StartIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dossier_id: str = Field(min_length=1, max_length=64)
-    allocation_numbers: list[str] = Field(min_length=1, max_length=20)
+    dossier_id: str = Field(pattern=ECD_ID)
+    allocation_numbers: list[Annotated[str, Field(pattern=ALLOCATION)]] = Field(min_length=1, max_length=20)
     begindatum: date
 
 
@@ -63,7 +65,7 @@ class ToewijzingRequestIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dossier_id: str = Field(min_length=1, max_length=64)
+    dossier_id: str = Field(pattern=ECD_ID)
     gemeentecode: str = Field(pattern=r"^\d{4}$")
     products: list[Requested] = Field(min_length=1, max_length=20)
     verwijzer: Verwijzer
@@ -73,7 +75,7 @@ class ToewijzingRequestIn(BaseModel):
 class Change(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    allocation_number: str
+    allocation_number: str = Field(pattern=ALLOCATION)
     start: date
     end: date | None = None
     volume: int | None = Field(default=None, ge=1, le=99999999)
@@ -87,7 +89,7 @@ class WijzigingRequestIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dossier_id: str = Field(min_length=1, max_length=64)
+    dossier_id: str = Field(pattern=ECD_ID)
     gemeentecode: str = Field(pattern=r"^\d{4}$")
     reden: str = Field(description="RedenVerzoek (1 = verandering clientsituatie)")
     changes: list[Change] = Field(default_factory=list, max_length=20)
