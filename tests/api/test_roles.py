@@ -63,6 +63,15 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/wmo/ondersteuningsplannen"): {WORKER},
     ("GET", "/api/v1/wmo/gezinsactieplannen"): {WORKER, PRIVACY},
     ("POST", "/partners/wmo/ondersteuningsplannen"): {PARTNER},
+    # plugin: police
+    ("POST", "/api/v1/police/overdrachten"): {WORKER},
+    ("GET", "/api/v1/police/overdrachten"): {WORKER, PRIVACY},
+    ("GET", "/api/v1/police/verwijzingen"): {WORKER, PRIVACY},
+    ("POST", "/partners/police/huisverboden"): {PARTNER},
+    ("POST", "/partners/police/zorgmeldingen"): {PARTNER},
+    ("POST", "/partners/police/informatieverzoeken"): {PARTNER},
+    ("GET", "/partners/police/overdrachten/{exchange_id}"): {PARTNER},
+    ("POST", "/partners/police/overdrachten/{exchange_id}/ontvangst"): {PARTNER},
 }
 
 # Extra rules beyond the role: a partner may submit only on routes that name its connector type.
@@ -70,7 +79,12 @@ MATRIX: dict[tuple[str, str], set[str]] = {
 REFUSED_BY_ROUTE = {("POST", "/api/v1/routes/{route_id}/messages"): {PARTNER},
                     ("POST", "/partners/veiligthuis/terugkoppeling"): {PARTNER},
                     ("POST", "/partners/wmo/berichten"): {PARTNER},
-                    ("POST", "/partners/wmo/ondersteuningsplannen"): {PARTNER}}
+                    ("POST", "/partners/wmo/ondersteuningsplannen"): {PARTNER},
+                    ("POST", "/partners/police/huisverboden"): {PARTNER},
+                    ("POST", "/partners/police/zorgmeldingen"): {PARTNER},
+                    ("POST", "/partners/police/informatieverzoeken"): {PARTNER},
+                    ("GET", "/partners/police/overdrachten/{exchange_id}"): {PARTNER},
+                    ("POST", "/partners/police/overdrachten/{exchange_id}/ontvangst"): {PARTNER}}
 
 
 def api_routes(app) -> dict[tuple[str, str], APIRoute]:

@@ -5,6 +5,7 @@ nothing."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -20,6 +21,9 @@ _TOKENS: dict[tuple[str, str, str], tuple[str, float]] = {}
 
 class Care4Unavailable(Exception):
     """The ECD did not answer usefully after the retry policy's attempts."""
+
+
+RECORD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class Care4Client:
@@ -66,6 +70,10 @@ class Care4Client:
         """What a flow needs about one dossier: the dossier, its client and household, and the
         client's consents. The other party comes from *this* dossier only — never from his own
         dossier, even where he is a client too."""
+        if not RECORD_ID.fullmatch(dossier_id):
+            # An id is one path segment of the ECD's API: anything else names no record (and
+            # must never become a different path).
+            raise Problem("not-found", "The ECD has no such record.")
         dossier = await self.get(f"/dossiers/{dossier_id}")
         client = await self.get(f"/clients/{dossier['client_id']}")
         household = await self.get(f"/households/{dossier['household_id']}")

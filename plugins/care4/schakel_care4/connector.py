@@ -7,9 +7,17 @@ The mapped body names its ``operation`` and the record it belongs to::
     {"operation": "referral", "referral": {...}}
     {"operation": "arrangement", "client_id": "C-0001", "arrangement": {...}}
     {"operation": "arrangements_sync", "bsn": "...", "municipality": "0384", "arrangements": [...]}
+    {"operation": "referral_open", "link": {"household_member_bsns": [...]} | {"client_bsns": [...]},
+     "referral": {..., "reference": "..."}}
+    {"operation": "referral_update", "reference": "...", "changes": {"deadline": ..., "status": ..., "details": {...}}}
 
 ``arrangements_sync`` makes the client's arrangements from that municipality what the message says:
 an iWmo 301 carries *all* current allocations, so one it no longer names has ended.
+
+``referral_open`` links the referral to the household one of the BSNs belongs to, or to the active
+dossier of the first BSN that is a client, and creates it unless one with its reference exists.
+``referral_update`` changes the referral with that reference; one not (yet) in the ECD is retried,
+since the exchange that opens it may still be on its way.
 
 Each write carries the exchange's idempotency key (with a suffix per step), so a retried
 exchange never writes a note twice.
@@ -19,13 +27,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from pydantic import BaseModel, SecretStr
 
 from gateway.core.connectors import ConnectorManifest, Delivery, DeliveryResult, HttpConnector
 from schakel_care4.client import Care4Client
+
+
+class NotYet(Exception):
+    """What the write needs is not in the ECD yet; a later attempt may find it."""
 
 
 class Care4Config(BaseModel):
@@ -40,7 +52,7 @@ MANIFEST = ConnectorManifest(
     title="Care4-style ECD (the organisation's client records)",
     partner_kind="ecd",
     messages_in=(),
-    messages_out=("dossier_update", "document", "referral", "arrangement"),
+    messages_out=("dossier_update", "document", "referral", "referral_update", "arrangement"),
     purposes=("hulpverlening", "dossiervorming"),
     config_schema=Care4Config,
     description="Reads clients, households and dossiers; writes notes, status, drafts, referrals and arrangements.",
@@ -57,14 +69,17 @@ class Care4Connector(HttpConnector):
         try:
             async with asyncio.timeout(delivery.deadline):
                 token = await client.token()
-                if body.get("operation") == "arrangements_sync":
+                resolve = self.RESOLVERS.get(body.get("operation"))
+                if resolve is not None:
                     try:
-                        body = await self._sync_steps(delivery, client, token, body)
+                        body = await resolve(delivery, client, token, body)
                     except httpx.HTTPStatusError as exc:
                         if exc.response.status_code != 401:
                             raise
                         token = await client.token(refresh=True)
-                        body = await self._sync_steps(delivery, client, token, body)
+                        body = await resolve(delivery, client, token, body)
+                if body.get("operation") == "existing":
+                    return DeliveryResult("delivered", "already in the ECD", 200, {"status": 200, "reference": body["id"]})
                 steps = self._steps(body)
                 last = None
                 for suffix, method, path, payload in steps:
@@ -86,6 +101,8 @@ class Care4Connector(HttpConnector):
             return self.classify(exc.response)
         except httpx.TransportError as exc:
             return DeliveryResult("retry", f"transport error: {type(exc).__name__}")
+        except NotYet as exc:
+            return DeliveryResult("retry", str(exc))
         except KeyError as exc:
             return DeliveryResult("reject", f"the ECD cannot take this: {exc.args[0] if exc.args else 'missing field'}")
         except ValueError:
@@ -109,6 +126,8 @@ class Care4Connector(HttpConnector):
             return [("document", "POST", f"/dossiers/{body['dossier_id']}/documents", body["document"])]
         if operation == "referral":
             return [("referral", "POST", "/referrals", body["referral"])]
+        if operation == "referral_patch":
+            return [("referral", "PATCH", f"/referrals/{body['referral_id']}", body["changes"])]
         if operation == "arrangement":
             number = body["arrangement"]["allocation_number"]
             return [("arrangement", "PUT", f"/clients/{body['client_id']}/arrangements/{number}", body["arrangement"])]
@@ -116,6 +135,45 @@ class Care4Connector(HttpConnector):
             return [(f"arrangement-{a['allocation_number']}", "PUT",
                      f"/clients/{body['client_id']}/arrangements/{a['allocation_number']}", a) for a in body["arrangements"]]
         raise ValueError(operation)
+
+    @staticmethod
+    async def _open_referral(delivery: Delivery, client: Care4Client, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Link the referral to its household or dossier; an existing one with its reference stays."""
+        headers = {"Authorization": f"Bearer {token}"}
+
+        async def items(path: str, **params: str) -> list[dict[str, Any]]:
+            found = await delivery.http.get(client.base + path, params=params, headers=headers)
+            found.raise_for_status()
+            return found.json()["items"]
+
+        referral = dict(body["referral"])
+        existing = await items("/referrals", reference=referral["reference"])
+        if existing:
+            return {"operation": "existing", "id": existing[0]["id"]}
+        link = body.get("link") or {}
+        for bsn in link.get("household_member_bsns") or []:
+            households = await items("/households", member_bsn=bsn)
+            if len(households) == 1:
+                referral["household_id"] = households[0]["id"]
+                break
+        for bsn in link.get("client_bsns") or []:
+            clients = await items("/clients", bsn=bsn)
+            dossiers = await items("/dossiers", client_id=clients[0]["id"]) if len(clients) == 1 else []
+            active = [d for d in dossiers if d["status"] != "gesloten"]
+            if active:
+                referral["dossier_id"] = active[0]["id"]
+                break
+        return {"operation": "referral", "referral": referral}
+
+    @staticmethod
+    async def _update_referral(delivery: Delivery, client: Care4Client, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        found = await delivery.http.get(client.base + "/referrals", params={"reference": body["reference"]},
+                                        headers={"Authorization": f"Bearer {token}"})
+        found.raise_for_status()
+        items = found.json()["items"]
+        if not items:
+            raise NotYet("the referral to change is not in the ECD yet")
+        return {"operation": "referral_patch", "referral_id": items[0]["id"], "changes": body.get("changes") or {}}
 
     @staticmethod
     async def _sync_steps(delivery: Delivery, client: Care4Client, token: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -135,3 +193,10 @@ class Care4Connector(HttpConnector):
                  if a["municipality"] == body["municipality"] and a["status"] == "actief" and a["allocation_number"] not in named]
         arrangements = [{**a, "municipality": body["municipality"], "status": "actief"} for a in body["arrangements"]]
         return {"operation": "resolved_sync", "client_id": client_id, "arrangements": [*arrangements, *ended]}
+
+    # Operations that first read the ECD to find what they write to.
+    RESOLVERS: ClassVar[dict[str, Any]] = {
+        "arrangements_sync": _sync_steps,
+        "referral_open": _open_referral,
+        "referral_update": _update_referral,
+    }

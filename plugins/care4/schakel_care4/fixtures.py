@@ -33,6 +33,22 @@ STREETS = ["Fictieflaan", "Verzinstraat", "Denkbeeldweg", "Proefpad", "Oefenkade
 SCHOOLS = ["Basisschool De Regenboog (fictief)", "OBS Het Kompas (fictief)", "Montessorischool De Linde (fictief)",
            "CBS De Wegwijzer (fictief)"]
 VIOLENCE = ["fysiek", "psychisch", "seksueel", "financieel", "getuige_van_geweld", "verwaarlozing", "stalking"]
+# Results agreed with the client, per ZRM 2017 domain (names only: the criteria are copyrighted).
+GOALS = [
+    ("Huisvesting", "Cliënt heeft een eigen, veilige woonplek gevonden."),
+    ("Financiën", "Cliënt beheert het eigen inkomen en heeft een afbetalingsregeling voor schulden."),
+    ("Sociaal netwerk", "Cliënt heeft twee vaste steunfiguren buiten de opvang."),
+    ("Geestelijke gezondheid", "Cliënt is aangemeld bij traumabehandeling."),
+]
+RISKS = [
+    ("De andere partij zoekt mogelijk opnieuw contact na het vertrek uit de opvang.", "hoog"),
+    ("Terugval in isolement zonder dagbesteding.", "midden"),
+]
+SAFETY_AGREEMENTS = [
+    "Geen contact met de andere partij; bij contactzoeken belt cliënt direct 112.",
+    "Kinderen worden alleen door cliënt of de vaste oppas van school gehaald.",
+    "Cliënt deelt het nieuwe adres niet op sociale media.",
+]
 SIGNALS = [
     ("observed", "Blauwe plekken op de bovenarm gezien tijdens huisbezoek."),
     ("told", "Cliënt vertelt dat partner haar telefoon controleert en geld afneemt."),
@@ -117,6 +133,13 @@ def build(seed: int = 2026) -> dict[str, dict[str, Any]]:
             "network": [{"name": f"{rng.choice(FIRST_F)} (zus, fictief)", "relation": "zus", "supportive": True}],
             "care_providers": [{"name": "Huisartsenpraktijk Denkbeeld (fictief)", "role": "huisarts"},
                                {"name": "Wijkteam Oost (fictief)", "role": "wijkteam"}],
+            # Derived from n, not drawn from rng: adding them left every other fixture as it was.
+            "goals": [{"domain": domain, "description": text, "reached": k <= n % 3,
+                       "reached_on": str(today - timedelta(days=10 * (k + 1))) if k <= n % 3 else None}
+                      for k, (domain, text) in enumerate(GOALS)],
+            "risks": [{"description": text, "level": level} for text, level in RISKS[: 1 + n % 2]],
+            "safety_agreements": [{"description": text, "since": str(today - timedelta(days=30 + k))}
+                                  for k, text in enumerate(SAFETY_AGREEMENTS[: 2 + n % 2])],
             "updated_at": f"{today}T09:00:00Z",
         }
         return dossiers[did]

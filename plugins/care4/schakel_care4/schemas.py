@@ -99,6 +99,27 @@ class Unsafety(BaseModel):
     structural: bool
 
 
+class Goal(BaseModel):
+    """A result agreed with the client, per ZRM domain (from the ondersteuningsplan)."""
+
+    domain: str
+    description: str
+    reached: bool
+    reached_on: str | None = None
+
+
+class Risk(BaseModel):
+    description: str
+    level: Literal["laag", "midden", "hoog"]
+
+
+class SafetyAgreement(BaseModel):
+    """An agreement in the client's safety plan, e.g. no contact with the other party."""
+
+    description: str
+    since: str
+
+
 class Dossier(BaseModel):
     id: str
     client_id: str
@@ -113,6 +134,9 @@ class Dossier(BaseModel):
     help_given: list[str]
     network: list[NetworkMember]
     care_providers: list[CareProvider]
+    goals: list[Goal] = Field(default_factory=list)
+    risks: list[Risk] = Field(default_factory=list)
+    safety_agreements: list[SafetyAgreement] = Field(default_factory=list)
     updated_at: str
 
 
@@ -185,6 +209,17 @@ class Referral(ReferralIn):
     id: str
     created_at: str
     updated_at: str
+
+
+class ReferralPatch(BaseModel):
+    """A change to a referral: a new deadline or status, and details merged key by key (nested
+    objects too), so a change names only what changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    deadline: str | None = None
+    status: Literal["open", "gestart", "gesloten"] | None = None
+    details: dict = Field(default_factory=dict)
 
 
 class ArrangementIn(BaseModel):

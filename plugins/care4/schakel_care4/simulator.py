@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from schakel_care4 import fixtures
 from schakel_care4.schemas import (
     Arrangement, ArrangementIn, Client, ConsentRecord, Document, DocumentIn, Dossier, Household, Note, NoteIn, Page,
-    Referral, ReferralIn, StatusIn, Token,
+    Referral, ReferralIn, ReferralPatch, StatusIn, Token,
 )
 
 Limit = Annotated[int, Query(ge=1, le=200)]
@@ -31,6 +31,14 @@ CLIENT_SECRET = "care4-demo-secret"  # the simulator's own fictional credential
 
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _merge(into: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Nested objects are merged key by key, so a change names only what changed."""
+    merged = dict(into)
+    for key, value in changes.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
 
 
 @dataclass
@@ -119,6 +127,18 @@ def create_app(client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET) -
     async def show_client(client_id: str) -> dict[str, Any]:
         return get("clients", client_id)
 
+    @app.get("/households", response_model=Page[Household], dependencies=[Auth], tags=["households"])
+    async def list_households(limit: Limit = 50, offset: Offset = 0, updated_since: str | None = None,
+                              member_bsn: Annotated[str | None, Query(pattern=r"^\d{9}$",
+                                                                      description="An adult's or a child's BSN")] = None,
+                              ) -> dict[str, Any]:
+        def members(household: dict[str, Any]) -> set[str | None]:
+            adults = {state.data["clients"][a]["bsn"] for a in household["adults"]}
+            return adults | {child["bsn"] for child in household["children"]}
+
+        items = [h for h in state.data["households"].values() if member_bsn is None or member_bsn in members(h)]
+        return page(items, limit, offset, updated_since)
+
     @app.get("/households/{household_id}", response_model=Household, dependencies=[Auth], tags=["households"])
     async def show_household(household_id: str) -> dict[str, Any]:
         return get("households", household_id)
@@ -199,8 +219,10 @@ def create_app(client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET) -
 
     @app.get("/referrals", response_model=Page[Referral], dependencies=[Auth], tags=["referrals"])
     async def list_referrals(limit: Limit = 50, offset: Offset = 0, household_id: str | None = None,
+                             dossier_id: str | None = None, reference: str | None = None,
                              updated_since: str | None = None) -> dict[str, Any]:
-        items = [r for r in state.referrals.values() if household_id in (None, r["household_id"])]
+        items = [r for r in state.referrals.values() if household_id in (None, r["household_id"])
+                 and dossier_id in (None, r["dossier_id"]) and reference in (None, r["reference"])]
         return page(items, limit, offset, updated_since)
 
     @app.post("/referrals", response_model=Referral, status_code=201, dependencies=[Auth], tags=["referrals"])
@@ -219,6 +241,20 @@ def create_app(client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET) -
             raise HTTPException(404, "no such referral")
         state.referrals[referral_id].update({**body.model_dump(), "updated_at": _now()})
         return state.referrals[referral_id]
+
+    @app.patch("/referrals/{referral_id}", response_model=Referral, dependencies=[Auth], tags=["referrals"])
+    async def change_referral(referral_id: str, body: ReferralPatch,
+                              idempotency_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+        if referral_id not in state.referrals:
+            raise HTTPException(404, "no such referral")
+        referral = state.referrals[referral_id]
+
+        def apply() -> dict[str, Any]:
+            changes = body.model_dump(exclude_none=True, exclude={"details"})
+            referral.update({**changes, "details": _merge(referral["details"], body.details), "updated_at": _now()})
+            return dict(referral)
+
+        return once(idempotency_key, apply)
 
     @app.get("/clients/{client_id}/arrangements", response_model=list[Arrangement], dependencies=[Auth], tags=["arrangements"])
     async def list_arrangements(client_id: str) -> list[dict[str, Any]]:
