@@ -80,6 +80,9 @@ class Care4Connector(HttpConnector):
                         body = await resolve(delivery, client, token, body)
                 if body.get("operation") == "existing":
                     return DeliveryResult("delivered", "already in the ECD", 200, {"status": 200, "reference": body["id"]})
+                if body.get("superseded"):
+                    return DeliveryResult("delivered", "superseded: the ECD already reflects a newer message; nothing "
+                                          "written", 200, {"status": 200, "superseded": True})
                 steps = self._steps(body)
                 last = None
                 for suffix, method, path, payload in steps:
@@ -187,11 +190,19 @@ class Care4Connector(HttpConnector):
         client_id = items[0]["id"]
         current = await delivery.http.get(client.base + f"/clients/{client_id}/arrangements", headers=headers)
         current.raise_for_status()
+        mine = [a for a in current.json() if a["municipality"] == body["municipality"]]
+        as_of = body.get("as_of")
+        newest = max((a.get("as_of") or "" for a in mine), default="")
+        if as_of and newest and as_of < newest:
+            # An older 301 (retried, or replayed from a dead letter) after a newer one was applied:
+            # writing it would reopen what the newer one ended.
+            return {"operation": "resolved_sync", "client_id": client_id, "arrangements": [], "superseded": True}
         named = {a["allocation_number"] for a in body["arrangements"]}
-        ended = [{**{k: v for k, v in a.items() if k not in ("id", "client_id", "updated_at")}, "status": "beeindigd"}
-                 for a in current.json()
-                 if a["municipality"] == body["municipality"] and a["status"] == "actief" and a["allocation_number"] not in named]
-        arrangements = [{**a, "municipality": body["municipality"], "status": "actief"} for a in body["arrangements"]]
+        ended = [{**{k: v for k, v in a.items() if k not in ("id", "client_id", "updated_at")}, "status": "beeindigd",
+                  "as_of": as_of}
+                 for a in mine if a["status"] == "actief" and a["allocation_number"] not in named]
+        arrangements = [{**a, "municipality": body["municipality"], "status": "actief", "as_of": as_of}
+                        for a in body["arrangements"]]
         return {"operation": "resolved_sync", "client_id": client_id, "arrangements": [*arrangements, *ended]}
 
     # Operations that first read the ECD to find what they write to.

@@ -236,6 +236,8 @@ class ArrangementIn(BaseModel):
     municipality: str
     status: Literal["actief", "beeindigd"] = "actief"
     reference: str | None = None
+    as_of: str | None = Field(default=None, max_length=80,
+                              description="The message the allocation is current as of (date, then arrival): older ones do not overwrite it")
 
 
 class Arrangement(ArrangementIn):

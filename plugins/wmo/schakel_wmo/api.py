@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Annotated, Any, Awaitable, Callable
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -110,6 +110,8 @@ async def _receive_301(gw: Gateway, principal: Principal, partner: Partner, beri
         gw, partner.id, correlation_id=provider.correlation_for(a.get("reference") or ""))) is not None), None)
     envelope = {"bsn": bsn, "municipality": header.afzender, "allocations": allocations, "retour": retour.decode(),
                 "dagtekening": header.dagtekening, "identificatie": header.identificatie,
+                # Newer than any 301 before it: its own date first, then when it arrived here.
+                "as_of": f"{header.dagtekening}|{datetime.now(timezone.utc).isoformat()}",
                 "correlation_id": granted.correlation_id if granted else None}
     return await _answer(gw, TOEWIJZING_ROUTE.id, envelope, principal, header, body, bericht, root, retour)
 

@@ -130,7 +130,8 @@ def parse_inbound(message: InboundMessage) -> ParsedMessage | None:
     if kind == "wmo301":
         envelope = json.loads(message.body)
         return ParsedMessage(
-            data={"bsn": envelope["bsn"], "municipality": envelope["municipality"], "allocations": envelope["allocations"]},
+            data={"bsn": envelope["bsn"], "municipality": envelope["municipality"], "allocations": envelope["allocations"],
+                  "as_of": envelope["as_of"]},
             subject=envelope["bsn"],
             correlation_id=envelope.get("correlation_id"),
             context={"retour": envelope["retour"], "dagtekening": envelope.get("dagtekening"),

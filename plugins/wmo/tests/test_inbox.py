@@ -15,7 +15,7 @@ from .conftest import example, header_codes, retour_codes
 def newer_301(xml: bytes, identificatie: str, dagtekening: str, allocation: str = "102") -> bytes:
     return (xml.replace(b"<iwmo:Identificatie>123456789012</iwmo:Identificatie>",
                         f"<iwmo:Identificatie>{identificatie}</iwmo:Identificatie>".encode())
-            .replace(b"<iwmo:Dagtekening>2023-01-01</iwmo:Dagtekening>",
+            .replace(b"<iwmo:Dagtekening>2023-08-13</iwmo:Dagtekening>",
                      f"<iwmo:Dagtekening>{dagtekening}</iwmo:Dagtekening>".encode())
             .replace(b"<wmo301:ToewijzingNummer>101</wmo301:ToewijzingNummer>",
                      f"<wmo301:ToewijzingNummer>{allocation}</wmo301:ToewijzingNummer>".encode()))
@@ -48,7 +48,7 @@ def test_the_same_message_twice_gets_the_same_retour_and_makes_one_exchange(wmo_
 def test_an_allocation_missing_from_a_newer_301_has_ended(wmo_world):
     assert wmo_world.post(example("WMO301")).status_code == 200
     eventually(wmo_world.arrangements)
-    assert wmo_world.post(newer_301(example("WMO301"), "123456789013", "2023-02-01")).status_code == 200
+    assert wmo_world.post(newer_301(example("WMO301"), "123456789013", "2023-09-01")).status_code == 200
     # The newer 301 is written in steps (102 first, then 101 ended): wait for the whole of it.
     states = lambda: {a["allocation_number"]: a["status"] for a in wmo_world.arrangements().values()}  # noqa: E731
     eventually(lambda: states() == {"101": "beeindigd", "102": "actief"})
@@ -106,3 +106,19 @@ def test_every_attack_the_core_parser_refuses_is_refused_by_every_wmo_xml_endpoi
         assert batch.json()["type"].rsplit("/", 1)[-1] in refused
     with wmo_world.live.client() as admin:
         assert admin.get("/api/v1/exchanges").json()["items"] == []
+
+
+def test_an_older_301_arriving_after_a_newer_one_does_not_reopen_what_the_newer_one_ended(wmo_world):
+    xml = example("WMO301")
+    newer = newer_301(xml, "123456789013", "2023-09-01")  # allocation 102 only: 101 has ended
+    older = xml                                            # dated 2023-08-13, still naming 101
+    assert wmo_world.post(newer).status_code == 200
+    eventually(lambda: {a["allocation_number"] for a in wmo_world.arrangements().values()} == {"102"})
+    answer = wmo_world.post(older)
+    assert answer.status_code == 200 and set(retour_codes(answer.content)) == {"0200"}  # a valid message, accepted
+    with wmo_world.live.client() as admin:
+        def older_exchange():
+            items = admin.get("/api/v1/exchanges", params={"route": "wmo.toewijzing"}).json()["items"]
+            return [e for e in items if e["state"] == "delivered" and "superseded" in (e.get("state_reason") or "")]
+        eventually(older_exchange)
+    assert {a["allocation_number"]: a["status"] for a in wmo_world.arrangements().values()} == {"102": "actief"}
