@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
@@ -60,7 +60,7 @@ class ExchangePage(BaseModel):
 
 class ReplayIn(BaseModel):
     reason: str = Field(min_length=3, max_length=500)
-    exchange_ids: list[str] | None = Field(default=None, max_length=10_000)
+    exchange_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(default=None, max_length=10_000)
     partner_id: str | None = None
     all: bool = Field(default=False, description="Replay every dead letter (optionally of one partner)")
 

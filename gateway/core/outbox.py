@@ -163,10 +163,22 @@ def replay(session: Session, exchange: Exchange, actor: audit.Actor, reason: str
 
 def replay_many(gw: "Gateway", ids: list[str], actor: audit.Actor, reason: str,
                 progress: Callable[[], None] | None = None) -> tuple[list[str], list[dict[str, str]]]:
-    """Replay each in its own transaction, so one that cannot be replayed does not stop the rest."""
+    """Replay each in its own transaction, so one that cannot be replayed does not stop the rest.
+    Unknown ids are found with one read first: a long list of them costs no write transactions."""
     replayed: list[str] = []
     skipped: list[dict[str, str]] = []
+    ids = list(dict.fromkeys(ids))
+    known: set[str] = set()
+    with gw.store.reading() as session:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            known.update(session.scalars(select(Exchange.id).where(Exchange.id.in_(chunk))))
     for exchange_id in ids:
+        if exchange_id not in known:
+            skipped.append({"exchange_id": exchange_id, "reason": "No exchange with that id."})
+            if progress is not None:
+                progress()
+            continue
         try:
             with gw.store.transaction() as session:
                 exchange = session.get(Exchange, exchange_id)
