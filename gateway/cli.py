@@ -126,7 +126,7 @@ def demo(port: Optional[int] = None, simulator_port: int = 8100) -> None:
     upgrade(gw.store.url)
     created = seed(gw, f"http://127.0.0.1:{simulator_port}")
     tokens = demo_tokens(gw, settings.data_dir / "demo-tokens.json")
-    console.print(f"[bold]Schakel demo[/bold] on http://127.0.0.1:{port}  (API docs: /docs)")
+    console.print(f"[bold]Schakel demo[/bold] on http://127.0.0.1:{port}  (web console: /console, API docs: /docs)")
     console.print(f"Simulators on http://127.0.0.1:{simulator_port}; partners seeded now: {', '.join(created) or 'none (already there)'}")
     console.print(f"Tokens are in {settings.data_dir / 'demo-tokens.json'}; for people:")
     for role, token in tokens.items():

@@ -51,6 +51,7 @@ DEMO_CONSENTS = (
     # (client number or BSN, partner kind, purpose): fictional consents the demo starts with.
     (DEMO_CLIENT, "webhook", "signalering"),
     ("care4:C-0002", "veiligthuis", "melding_huiselijk_geweld"),
+    ("care4:C-0001", "police", "warme_overdracht"),
 )
 
 
