@@ -75,8 +75,10 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
             next(urls, None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    # Package scope: Playwright's sync API runs an event loop in the main thread while it lives,
+    # which would break every later test that calls asyncio.run().
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium; `make test` does it); console browser tests skipped")
     from playwright.sync_api import sync_playwright
