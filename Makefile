@@ -31,5 +31,16 @@ run: $(STAMP)
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## The long proofs (issue 8), each writing its results into docs/: the chaos runs and the backlog
+## drain (docs/reliability.*), the security tests at full length, and the benchmarks against a bare
+## relay and Node-RED (docs/benchmarks.*). Hours, not minutes; traffic only to 127.0.0.1.
+proof: $(STAMP) $(CHROMIUM)
+	$(BIN)/python -m tests.chaos --count 10000 --backend sqlite --processes 1 --kills 5 --out docs/reliability.json
+	$(BIN)/python -m tests.chaos --count 10000 --backend postgres --processes 3 --kills 5 --out docs/reliability.json
+	$(BIN)/python -m tests.chaos --scenario drain --backlog 3600 --policy patient --retry-scale 0.1 --out docs/reliability.json
+	$(BIN)/python -m tests.chaos --render docs/reliability.json
+	SCHAKEL_FUZZ_EXAMPLES=100 SCHAKEL_FUZZ_RUNS=100000 $(BIN)/python -m pytest tests/security -q
+	$(BIN)/python bench/run.py
+
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,201 @@
+"""The chaos run and the backlog drain at CI size (``tests/chaos.py`` runs them at any size).
+
+The checker is tested first on histories where something went wrong, so that its zeros in the
+real runs mean something.
+"""
+
+from __future__ import annotations
+
+import collections
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+
+from tests.chaos import (
+    GONE_PARTNER, WMO301_EXAMPLE, ChaosConfig, DrainConfig, Sent, chaos, check, drain, effects_by_reference,
+)
+
+# --- the checker can fail -------------------------------------------------------------------------------
+
+
+def _exchange(state: str, attempts: int = 1, reason: str | None = None, interrupted: int = 0) -> dict:
+    now = datetime.now(timezone.utc)
+    return {"route": "webhook.notice", "partner": "p", "state": state, "attempts": attempts, "last_error": None,
+            "reason": reason, "delivered_reason": "HTTP 200" if state == "delivered" else None,
+            "interrupted": interrupted, "created_at": now, "delivered_at": now + timedelta(seconds=1),
+            "failures": collections.Counter()}
+
+
+def _acked(i: int, connector: str = "webhook:p") -> Sent:
+    return Sent(i, connector, f"m-{i}", outcome="acknowledged", status=202, exchange_id=f"x-{i}")
+
+
+def test_the_checker_counts_lost_duplicated_unexpected_and_recovered():
+    sent = [_acked(i) for i in range(6)] + [Sent(6, "webhook:p", "m-6", outcome="refused", status=403, exchange_id="x-6")]
+    exchanges = {
+        "x-0": _exchange("delivered"),
+        "x-1": _exchange("delivered"),                       # the gateway says delivered, the partner never saw it
+        "x-2": _exchange("delivered", attempts=3),           # applied twice
+        "x-3": _exchange("delivered", attempts=2, interrupted=1),  # retried after a kill: recovered
+        "x-4": _exchange("dead", attempts=12, reason="gave up after 12 attempts: HTTP 500 from partner"),
+        "x-5": _exchange("sending"),                         # never ended
+        "x-6": _exchange("refused", reason="no consent"),
+        "x-7": _exchange("delivered"),                       # an exchange no submission made
+    }
+    effects = {"webhook:p": collections.Counter({"m-0": 1, "m-2": 2, "m-3": 1, "m-5": 1, "m-6": 1, "never-sent": 1})}
+    result = check(sent, effects, exchanges)
+    verdict, counts = result["verdict"], result["connectors"]["webhook:p"]
+    assert (verdict["lost"], verdict["duplicated"], verdict["unexpected"]) == (1, 1, 2)
+    assert counts["examples"]["lost"] == ["m-1"] and counts["examples"]["duplicated"] == ["m-2"]
+    assert sorted(counts["examples"]["unexpected"]) == ["m-6", "never-sent"]  # refused, yet applied; never sent
+    assert counts["recovered"] == 1 and counts["survived_a_kill"] == 1  # m-3; m-2 took effect twice, so not m-2
+    assert counts["unfinished"] == 1 and verdict["unfinished"] == 1  # m-5
+    assert verdict["stray_exchanges"] == 1 and counts["dead_with_reason"] == 1  # x-7; m-4
+    assert verdict["valid"] is False
+
+
+def test_the_checker_passes_a_clean_history_and_needs_a_reason_for_every_dead_letter():
+    sent = [_acked(0), _acked(1)]
+    exchanges = {"x-0": _exchange("delivered", attempts=2), "x-1": _exchange("dead", attempts=12, reason=None)}
+    result = check(sent, {"webhook:p": collections.Counter({"m-0": 1})}, exchanges)
+    assert result["verdict"]["dead_without_reason"] == 1
+    assert result["verdict"]["valid"] is False
+    exchanges["x-1"]["reason"] = "gave up after 12 attempts: transport error: ConnectError"
+    result = check(sent, {"webhook:p": collections.Counter({"m-0": 1})}, exchanges)
+    assert result["verdict"] == {"lost": 0, "duplicated": 0, "unexpected": 0, "recovered": 1, "unfinished": 0,
+                                 "dead_without_reason": 0, "dead_but_applied": 0, "wrong_final_state": 0,
+                                 "stray_exchanges": 0, "valid": True}
+
+
+def test_the_checker_holds_a_state_partner_to_the_newest_message_and_accepts_only_reasoned_supersession():
+    # Four WMO301s for one client, oldest first; each names one allocation, the newest must be in force.
+    sent = [_acked(i, "wmo301:ecd") for i in range(4)]
+    for item in sent:
+        item.logical_id = f"C-1:{item.index}"
+    as_of = {f"x-{i}": f"2023-08-13|t{i}" for i in range(4)}
+    superseded = _exchange("delivered")
+    superseded["delivered_reason"] = "superseded: the ECD already reflects a newer message; nothing written"
+    exchanges = {"x-0": _exchange("delivered"), "x-1": superseded, "x-2": _exchange("delivered"),
+                 "x-3": _exchange("delivered")}
+    good = {"C-1:0": "beeindigd", "C-1:2": "beeindigd", "C-1:3": "actief"}
+    result = check(sent, {}, exchanges, {"wmo301:ecd": {"state": good, "as_of": as_of}})
+    assert result["verdict"]["valid"], result
+    assert result["connectors"]["wmo301:ecd"]["superseded"] == 1
+    # The newest never arrived; an older one left in force; one missing without the gateway saying why.
+    bad = {"C-1:0": "actief", "C-1:2": "beeindigd", "C-1:9": "actief"}
+    exchanges["x-1"] = _exchange("delivered")
+    result = check(sent, {}, exchanges, {"wmo301:ecd": {"state": bad, "as_of": as_of}})
+    counts = result["connectors"]["wmo301:ecd"]
+    assert counts["examples"]["lost"] == ["C-1:1", "C-1:3"] and counts["older_left_in_force"] == 1
+    assert counts["examples"]["unexpected"] == ["C-1:9"]
+    assert result["verdict"]["wrong_final_state"] == 1 and not result["verdict"]["valid"]
+
+
+def test_effects_are_counted_by_the_message_not_by_its_transport_key(sink):
+    # A gateway that changed the Idempotency-Key on a retry: the sink de-duplicates by key, so it
+    # applies the message twice, and only counting by the notice's reference shows it.
+    for key in ("schakel-1", "schakel-1-retry"):
+        httpx.post(f"{sink.url}/inbox", json={"reference": "m-1", "category": "signaal"},
+                   headers={"Idempotency-Key": key}, timeout=10).raise_for_status()
+    assert httpx.get(f"{sink.url}/_stats", timeout=10).json()["duplicates"] == 0
+    effects = effects_by_reference(sink.url)
+    assert effects == {"m-1": 2}
+    result = check([_acked(1)], {"webhook:p": effects}, {"x-1": _exchange("delivered")})
+    assert result["verdict"]["duplicated"] == 1
+
+
+# --- the chaos run ------------------------------------------------------------------------------------
+
+
+def assert_survived(report: dict) -> None:
+    """No loss, no double effect, nothing unexpected, everything ended, the chain intact — and the
+    faults and kills really happened, or the zeros would prove nothing."""
+    result = report["check"]
+    verdict, connectors = result["verdict"], result["connectors"]
+    assert not report["timed_out"], report["seconds"]
+    assert verdict["valid"], verdict
+    assert (verdict["lost"], verdict["duplicated"], verdict["unexpected"], verdict["unfinished"]) == (0, 0, 0, 0)
+    assert set(result["states"]) <= {"delivered", "refused", "dead"}, result["states"]
+    assert report["audit"]["ok"] and report["audit"]["entries"] > report["count"], report["audit"]
+    assert len(report["kills"]) == report["kills_planned"]
+    assert report["valid"]
+    expected = {"webhook:wijkteam-storing", "webhook:wijkteam-druppel", "webhook:wijkteam-reset",
+                "webhook:wijkteam-uitval", f"webhook:{GONE_PARTNER}"}
+    if WMO301_EXAMPLE.exists():
+        expected.add("wmo301:care4-ecd")
+    assert expected <= set(connectors)
+    for name in expected:
+        assert connectors[name]["acknowledged"] > 0, name
+    # Only the partner that is gone for good dead-letters, each time with its reason.
+    gone = connectors[f"webhook:{GONE_PARTNER}"]
+    assert gone["dead_with_reason"] == gone["acknowledged"]
+    assert all(c["dead_with_reason"] == 0 for n, c in connectors.items() if n != f"webhook:{GONE_PARTNER}")
+    # Notices without a basis were refused, and none arrived.
+    assert connectors["webhook:wijkteam-storing"]["refused"] > 0
+    # The faults happened.
+    failures = collections.Counter()
+    for counts in connectors.values():
+        failures.update(counts["attempt_failures"])
+    assert failures["HTTP 500 from partner"] > 0
+    assert failures["no complete answer within N s (outcome unknown)"] > 0  # late and trickled answers
+    assert connectors["webhook:wijkteam-reset"]["attempt_failures"].get("transport error: RemoteProtocolError", 0) > 0
+    assert connectors["webhook:wijkteam-uitval"]["attempt_failures"].get("transport error: ConnectError", 0) > 0
+    assert result["totals"]["survived_a_kill"] > 0  # a kill landed mid-delivery
+    assert verdict["recovered"] > 0
+    absorbed = sum(stats.get("duplicates", 0) for name, stats in report["partner_stats"].items()
+                   if name.startswith("webhook"))
+    assert absorbed > 0  # retries of applied messages reached the partners, which de-duplicated them
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_thousand_exchanges_survive_faults_and_two_sigkills_on_sqlite(tmp_path):
+    report = chaos(ChaosConfig(count=1000, backend="sqlite", processes=1, kills=2, outage_seconds=15, timeout=600,
+                               workdir=tmp_path))
+    assert_survived(report)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.timeout(900)
+def test_a_thousand_exchanges_survive_faults_and_two_sigkills_across_three_gateways_on_postgresql(postgres_url, tmp_path):
+    report = chaos(ChaosConfig(count=1000, backend="postgres", processes=3, kills=2, outage_seconds=15, timeout=600,
+                               workdir=tmp_path, database_url=postgres_url))
+    assert_survived(report)
+
+
+# --- the backlog drain ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def drained(tmp_path_factory) -> dict:
+    # An hour compressed 50 times: the partner is down 72 s while 300 messages queue up for it.
+    return drain(DrainConfig(backlog=300, retry_scale=0.02, other_rate=5, baseline_seconds=15, timeout=420,
+                             workdir=tmp_path_factory.mktemp("drain")))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_backlog_drains_exactly_once_with_bounded_memory(drained):
+    assert drained["drained"] and drained["backlog_states"] == {"delivered": 300}
+    assert drained["effects"]["wijkteam-uitval"] == {"unique": 300, "duplicated": 0, "absorbed_by_key": 0}
+    assert drained["other_partner_undelivered"] == 0 and drained["effects"]["wijkteam-storing"]["duplicated"] == 0
+    assert drained["failed_attempts_on_backlog"] >= 300  # every backlog message met the closed port
+    assert drained["replay"] == {"dead_letters": 0}  # the patient policy outlasts the hour
+    memory = drained["rss_mib"]
+    # Bounded: the backlog lives in the store, not in the process.
+    assert memory["peak_vmhwm"] < memory["baseline_max"] + 100, memory
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.xfail(strict=True, reason=(
+    "known: retries of a partner that is down take the single worker's claims (oldest due first, across all "
+    "partners) and the store's commits, so another partner's new messages wait behind them; measured in "
+    "docs/reliability.md, 'Backlog drain'"))
+def test_another_partner_is_not_slowed_by_a_drain(drained):
+    latency = drained["other_partner_latency"]
+    before = latency["baseline"]["p95_ms"]
+    during = max(latency["outage"]["p95_ms"], latency["drain"]["p95_ms"])
+    assert during <= max(3 * before, before + 1000), latency
