@@ -39,7 +39,7 @@ proof: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m tests.chaos --count 10000 --backend postgres --processes 3 --kills 5 --out docs/reliability.json
 	$(BIN)/python -m tests.chaos --scenario drain --backlog 3600 --policy patient --retry-scale 0.1 --out docs/reliability.json
 	$(BIN)/python -m tests.chaos --render docs/reliability.json
-	SCHAKEL_FUZZ_EXAMPLES=100 SCHAKEL_FUZZ_RUNS=100000 $(BIN)/python -m pytest tests/security -q
+	SCHAKEL_PROOF=1 SCHAKEL_FUZZ_EXAMPLES=100 SCHAKEL_FUZZ_RUNS=100000 $(BIN)/python -m pytest tests/security tests/test_chaos.py -q
 	$(BIN)/python bench/run.py
 
 clean:

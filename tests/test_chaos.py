@@ -7,6 +7,7 @@ real runs mean something.
 from __future__ import annotations
 
 import collections
+import os
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -190,6 +191,9 @@ def test_a_backlog_drains_exactly_once_with_bounded_memory(drained):
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
+# A latency comparison is a measurement, not a CI check (its outcome depends on what else the machine
+# does): it runs with the proofs (`make proof` sets SCHAKEL_PROOF=1), where it is expected to fail.
+@pytest.mark.skipif(not os.environ.get("SCHAKEL_PROOF"), reason="a timing measurement: runs under make proof")
 @pytest.mark.xfail(strict=True, reason=(
     "known: retries of a partner that is down take the single worker's claims (oldest due first, across all "
     "partners) and the store's commits, so another partner's new messages wait behind them; measured in "
