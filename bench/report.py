@@ -149,7 +149,7 @@ def _problems(results: dict[str, Any], w: Any) -> None:
         found.append(f"iWmo batch import: exit code {b['exit_code']}, outcomes {b['outcomes']}")
     if found:
         w("## Problems in this run\n")
-        w("These passes did not go as they should; their figures below are not comparable:\n")
+        w("These passes did not go entirely as they should; read their figures below with that in mind:\n")
         for line in found:
             w(f"- {line}")
         w("")
@@ -229,7 +229,9 @@ def _method(results: dict[str, Any], w: Any) -> None:
     w("## What was measured, and how\n")
     w("**The systems.** *Schakel*: `gateway serve` processes with the shipped settings (production mode, the "
       "durability checks on: SQLite in WAL with `synchronous=FULL`, PostgreSQL with `synchronous_commit=on`; "
-      "logs at INFO, as JSON, to a file), on a fresh SQLite file or a fresh PostgreSQL database, with a webhook "
+      "logs at INFO, as JSON, to a file; the default delivery-worker settings) except that only the plugins "
+      "the bench exercises are enabled (care4 and wmo; the webhook connector is built in), on a fresh SQLite file "
+      "or a fresh PostgreSQL database, with a webhook "
       "partner, a Care4 partner and a municipality registered, tokens, and a recorded consent for the fictional "
       "client — exactly as an administrator would set it up. Two processes share one database; each gets its own "
       "wrk with half the connections, as a load balancer would split them. *Bare relay*: `bench/relay.py`, a "
@@ -469,9 +471,10 @@ def _gap(results: dict[str, Any], w: Any) -> None:
     w("3. **Less work per commit.** Insert audit entries and transitions as rows (SQLAlchemy Core) instead of "
       "ORM objects, and keep the per-exchange log lines off the write path: on SQLite everything done while the "
       "write lock is held delays every other writer.")
-    w("4. **Keep delivery fed under overload.** Where the submission rate is above the arrival rate, the API took "
-      "the write lock ahead of the delivery workers; a fair share between them, or a bound on the queue that "
-      "answers `429` with `Retry-After`, keeps the queue from growing while the load lasts.")
+    w("4. **Keep delivery fed under overload.** Where the submission rate is above the arrival rate, the API got "
+      "ahead of the delivery workers (for the write lock on SQLite, for the CPU everywhere); a fair share between "
+      "them, or a bound on the queue that answers `429` with `Retry-After`, keeps the queue from growing while "
+      "the load lasts.")
     w("5. **More processes on PostgreSQL,** on a machine with more cores than this one: the outbox is the only "
       "coordination between them.\n")
     w("Against Node-RED the comparison is not like for like, and the page should not be read as if it were: "

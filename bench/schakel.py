@@ -157,10 +157,15 @@ class SchakelRun:
             return [tuple(row) for row in conn.execute(text(sql))]
 
     def wait_drained(self, timeout: float) -> bool:
-        """Until nothing is left in the outbox (every accepted exchange delivered, or given up)."""
+        """Until every exchange has reached a final state and the outbox is empty, twice a second
+        apart: a request still in flight when wrk stopped may commit its exchange just after."""
         deadline = time.monotonic() + timeout
+        settled = 0
         while time.monotonic() < deadline:
-            if self.query("SELECT count(*) FROM outbox")[0][0] == 0:
+            left = self.query("SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM exchanges "
+                              "WHERE state NOT IN ('delivered', 'acknowledged', 'dead', 'refused', 'parked'))")[0][0]
+            settled = settled + 1 if left == 0 else 0
+            if settled == 2:
                 return True
-            time.sleep(0.25)
+            time.sleep(0.5 if left == 0 else 0.25)
         return False
