@@ -8,14 +8,16 @@ partner                what it does wrong
 =====================  ==========================================================================
 every webhook partner  10 % answers 500 (not applied); 5 % applies, then answers after the
                        attempt deadline (the gateway sees a timeout: outcome unknown)
-``wijkteam-druppel``   and 10 % applies, then trickles its answer a byte at a time past the deadline
+``wijkteam-druppel``   and 10 % more applies, then trickles its answer a byte at a time past the
+                       deadline (its 5 % late answers are trickled too: 15 % in all)
 ``wijkteam-reset``     and 10 % drops the connection before answering (not applied)
 ``wijkteam-uitval``    and is down for a stretch: a relay in front of it closes its port, so
                        connections are refused, then opens it again
-``wijkteam-opgeheven`` never answers at all (its port is closed): its messages must end ``dead``
-                       with a reason, never silently
+``wijkteam-opgeheven`` never answers at all (nothing listens on its port): its messages must end
+                       ``dead`` with a reason, never silently
 ``care4-ecd``          iWmo WMO301 allocations posted by a municipality become arrangement writes
-                       into the Care4 ECD simulator, which now and then answers 500 or stalls
+                       into the Care4 ECD simulator, which now and then answers 500 or stalls;
+                       judged as state, the newest 301 per client in force (:func:`_synced_counts`)
 (no consent)           notices for a client without a basis must be refused and never arrive
 =====================  ==========================================================================
 
@@ -28,13 +30,14 @@ that changed its ``Idempotency-Key`` on a retry would show up as a duplicate:
 - **unexpected**: an effect for a message that was refused or never sent
 - **recovered**: acknowledged, took effect once, and needed more than one attempt or outlived a kill
 
-and every exchange in the store must end ``delivered``, ``refused`` or ``dead`` with a reason, and
-``gateway audit verify`` must find the hash chain intact.
+and every exchange in the store must end ``delivered``, ``refused`` or ``dead`` with a reason, what
+had no basis must be refused (and nothing else), and ``gateway audit verify`` must find the hash
+chain intact.
 
-**Backlog drain** (:func:`drain`). One partner is down while a backlog of messages for it builds up;
-another partner gets steady traffic throughout. Measured: how long the backlog takes to drain once
-the partner is back, the gateway's resident memory (``/proc``), and the other partner's delivery
-latency before, during the outage and during the drain.
+**Backlog drain** (:func:`drain`). One partner is down for an hour (compressed by the retry scale)
+while its traffic queues up; another partner gets steady traffic throughout. Measured: how long
+the backlog takes to drain once the partner is back, the gateway's resident memory (``/proc``),
+and the other partner's delivery latency before, during the outage and during the drain.
 
 ``python -m tests.chaos --help`` runs either at any size; ``tests/test_chaos.py`` runs small ones in
 CI; ``docs/reliability.md`` has the results of the long ones. Everything runs on 127.0.0.1 with
@@ -226,6 +229,7 @@ class Sent:
     indeterminate: int = 0  # submission attempts whose outcome the client could not know
     replayed: bool = False  # the answer was the stored one of an earlier attempt the client never heard back from
     tries: int = 0
+    expect_refusal: bool = False  # sent without a basis: must be refused
 
 
 class World:
@@ -646,6 +650,10 @@ def check(sent: list[Sent], effects: dict[str, collections.Counter[str]], exchan
             if item.outcome == "refused" and exchange is not None and not (
                     exchange["state"] == "refused" and exchange["reason"]):
                 flag("refused_without_reason", item)
+            if item.expect_refusal and item.outcome != "refused":
+                flag("accepted_without_basis", item)
+            if not item.expect_refusal and item.outcome == "refused":
+                flag("refused_unexpectedly", item)
         if connector in synced:
             state = synced[connector]["state"]
             _synced_counts(items, state, synced[connector]["as_of"], exchanges, flag, counts)
@@ -687,12 +695,15 @@ def check(sent: list[Sent], effects: dict[str, collections.Counter[str]], exchan
         "dead_but_applied": totals["dead_but_applied"],
         # A state partner left with what an older message said, or without the newest one in force.
         "wrong_final_state": totals["newest_not_in_force"] + totals["older_left_in_force"],
+        # The basis check: what had none was refused (with a reason), and nothing else was.
+        "refusals_wrong": totals["accepted_without_basis"] + totals["refused_unexpectedly"]
+                          + totals["refused_without_reason"],
         # Exchanges no submission accounts for: a gateway that made two of one message.
         "stray_exchanges": len(stray),
     }
     verdict["valid"] = all(verdict[name] == 0 for name in (
         "lost", "duplicated", "unexpected", "unfinished", "dead_without_reason", "dead_but_applied",
-        "wrong_final_state", "stray_exchanges"))
+        "wrong_final_state", "refusals_wrong", "stray_exchanges"))
     return {"verdict": verdict, "states": dict(sorted(ended.items())), "totals": dict(sorted(totals.items())),
             "connectors": result}
 
@@ -901,7 +912,7 @@ def chaos(config: ChaosConfig) -> dict[str, Any]:
         # what would be unexpected, so they are judged against that partner's effects.
         for item in plan:
             if item.connector == "webhook:no-basis":
-                item.connector = "webhook:wijkteam-storing"
+                item.connector, item.expect_refusal = "webhook:wijkteam-storing", True
         audit_result = world.audit_verify()
         result = check(plan, effects, exchanges, synced)
         report.update({
@@ -1201,7 +1212,8 @@ def render(data: dict[str, Any], scenario: str | None = None) -> str:
                               f"with nothing written, the gateway saying so); newest 301 not in force for "
                               f"{c['newest_not_in_force']} allocations; an older allocation left in force next to a "
                               f"newer one: {c['older_left_in_force']}."]
-            absorbed = {k: s.get("duplicates") for k, s in r["partner_stats"].items()}
+            absorbed = ", ".join(f"{k.split(':', 1)[1]} {v['duplicates']}" for k, v in r["partner_stats"].items()
+                                 if k.startswith("webhook"))
             lines += ["", "Kills: " + "; ".join(f"at {k['at_s']} s ({k['sending_at_kill']} attempts in flight, "
                                                  f"back in {k['restart_s']} s)" for k in r["kills"]) + ".",
                       f"Submissions: {r['submissions']['tries']} requests for {r['count']} messages, "
@@ -1209,7 +1221,8 @@ def render(data: dict[str, Any], scenario: str | None = None) -> str:
                       f"restarted, or cut off by a kill) and sent again with the same key; "
                       f"{r['check']['totals'].get('acknowledged_by_replay', 0)} of the repeats were answered from "
                       f"the stored result of a request that had committed.",
-                      f"Retries the partners absorbed by key: {absorbed}. Peak resident memory of a gateway process: "
+                      f"Repeats the webhook partners absorbed by Idempotency-Key: {absorbed}. "
+                      f"Peak resident memory of a gateway process: "
                       f"{r['peak_rss_mib']} MiB."]
     if drains:
         lines += [""] if lines else []
