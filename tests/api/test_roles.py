@@ -8,6 +8,7 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
+from gateway.api import openapi
 from tests.helpers import notice
 
 ADMIN, WORKER, PRIVACY, PARTNER = "beheerder", "hulpverlener", "privacy", "partner"
@@ -88,29 +89,13 @@ REFUSED_BY_ROUTE = {("POST", "/api/v1/routes/{route_id}/messages"): {PARTNER},
 
 
 def api_routes(app) -> dict[tuple[str, str], APIRoute]:
-    """Every endpoint with its full path. Recent FastAPI keeps included routers nested
-    (``original_router`` under an include prefix) instead of copying their routes."""
-    found: dict[tuple[str, str], APIRoute] = {}
-
-    def walk(routes, prefix: str) -> None:
-        for route in routes:
-            nested = getattr(route, "original_router", None)
-            if nested is not None:
-                walk(nested.routes, prefix + getattr(route.include_context, "prefix", ""))
-            elif isinstance(route, APIRoute) and route.include_in_schema:
-                for method in route.methods:
-                    found[(method, prefix + route.path)] = route
-
-    walk(app.routes, "")
-    return found
+    """Every endpoint with its full path, walked as the OpenAPI document walks them."""
+    return {(method, path): route for path, route in openapi.routes_with_prefix(app.routes) for method in route.methods}
 
 
 def declared_roles(route: APIRoute) -> set[str]:
-    for dependency in route.dependant.dependencies:
-        roles = getattr(dependency.call, "roles", None)
-        if roles is not None:
-            return set(roles)
-    return {PUBLIC}
+    roles = openapi.declared_roles(route)
+    return {PUBLIC} if roles is None else roles
 
 
 def test_every_endpoint_is_in_the_matrix_and_declares_the_same_roles(live_gateway):
