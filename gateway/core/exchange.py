@@ -91,14 +91,21 @@ def transition(
     reason: str | None = None,
     at: datetime | None = None,
     attempt: int | None = None,
-) -> Transition:
+) -> None:
     from_state = exchange.state if exchange.state else None
     if to_state not in ALLOWED.get(from_state, frozenset()):
         raise IllegalTransition(f"{from_state} -> {to_state} is not allowed")
     at = at or utcnow()
     exchange.state, exchange.state_reason, exchange.updated_at = to_state, reason, at
-    row = Transition(from_state=from_state, to_state=to_state, at=at, reason=reason, actor=actor.user_id, attempt=attempt)
-    exchange.transitions.append(row)
+    values = dict(exchange_id=exchange.id, from_state=from_state, to_state=to_state, at=at, reason=reason,
+                  actor=actor.user_id, attempt=attempt)
+    if "transitions" in exchange.__dict__:
+        exchange.transitions.append(Transition(**values))
+    else:
+        # Not loaded, so nobody in this session reads them: a plain row, inserted with the others
+        # when the transaction is sealed (gateway.core.audit.seal), spares loading every earlier
+        # transition and the ORM's bookkeeping per object.
+        session.info.setdefault("transitions_pending", []).append(values)
     action, outcome = _AUDIT[to_state]
     leaving = to_state in {"sending", "delivered"}
     audit.record(
@@ -133,7 +140,6 @@ def transition(
             at=at,
         )
     )
-    return row
 
 
 def release_parked(session: Session, items: Iterable[OutboxItem]) -> int:

@@ -1,8 +1,15 @@
 """Inbound idempotency, after draft-ietf-httpapi-idempotency-key-header.
 
 The same key from the same source with the same body gets the stored answer and makes one
-exchange; with a different body, 422; while the first is still being handled, 409. A claim whose
-holder died (``kill -9`` mid-request) expires and may be taken over.
+exchange; with a different body, 422; while the first is still being handled, 409.
+
+The pipeline writes nothing before its one transaction, so it needs no claim up front: it looks
+the key up (:func:`lookup`, a read), does its work, and stores the answer in the transaction that
+creates the exchange (:func:`store_answer`). Two requests with one key racing each other both get
+that far; the second to commit finds the key taken (:class:`Taken`), its transaction rolls back
+with nothing written, and it answers with the first one's stored answer. Callers whose work has
+effects outside that transaction claim the key first (:func:`claim`, :func:`complete`,
+:func:`release`); a claim whose holder died (``kill -9`` mid-request) expires and may be taken over.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,14 +38,17 @@ class StoredAnswer:
     media_type: str
 
 
+class Taken(Exception):
+    """Another request with this key committed first; ask :func:`lookup` for its answer."""
+
+
 def fingerprint(body: bytes) -> str:
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
 def claim(store: Store, source: str, key: str, body_fingerprint: str, hold_seconds: float) -> StoredAnswer | None:
     """Claim ``key`` for this request; return the stored answer if it was already handled."""
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise Problem("bad-request", f"An idempotency key is 1 to {MAX_KEY_LENGTH} characters.")
+    check_key(key)
     now = utcnow()
     try:
         with store.transaction() as session:
@@ -51,15 +63,55 @@ def claim(store: Store, source: str, key: str, body_fingerprint: str, hold_secon
             session.add(InboundRequest(source=source, key=key, fingerprint=body_fingerprint, status="processing",
                                        locked_until=now + timedelta(seconds=hold_seconds)))
             return None
-        if row.fingerprint != body_fingerprint:
-            raise Problem("idempotency-key-reused", "This idempotency key was already used with a different body.")
-        if row.status == "done":
-            return StoredAnswer(row.response_status or 200, row.response_body or {}, row.response_media_type or "application/json")
-        if row.locked_until is not None and row.locked_until > now:
-            raise Problem("idempotency-conflict", "The first request with this key is still being handled; retry later.",
-                          headers={"Retry-After": "1"})
+        stored = _answer_of(row, body_fingerprint, now)
+        if stored is not None:
+            return stored
         row.locked_until = now + timedelta(seconds=hold_seconds)
         return None
+
+
+def _answer_of(row: InboundRequest, body_fingerprint: str, now: Any) -> StoredAnswer | None:
+    if row.fingerprint != body_fingerprint:
+        raise Problem("idempotency-key-reused", "This idempotency key was already used with a different body.")
+    if row.status == "done":
+        return StoredAnswer(row.response_status or 200, row.response_body or {}, row.response_media_type or "application/json")
+    if row.locked_until is not None and row.locked_until > now:
+        raise Problem("idempotency-conflict", "The first request with this key is still being handled; retry later.",
+                      headers={"Retry-After": "1"})
+    return None  # a claim whose holder died: free to take
+
+
+def check_key(key: str) -> None:
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise Problem("bad-request", f"An idempotency key is 1 to {MAX_KEY_LENGTH} characters.")
+
+
+def lookup(store: Store, source: str, key: str, body_fingerprint: str) -> StoredAnswer | None:
+    """The stored answer for ``key``, if it was handled; 422 for another body, 409 while claimed."""
+    check_key(key)
+    with store.reading() as session:
+        row = session.get(InboundRequest, (source, key))
+        return None if row is None else _answer_of(row, body_fingerprint, utcnow())
+
+
+def store_answer(session: Session, source: str, key: str, body_fingerprint: str, status: int, body: dict[str, Any],
+                 media_type: str, exchange_id: str | None) -> None:
+    """Store the answer in the transaction that creates the exchange; :class:`Taken` if the key
+    was stored (or claimed) by another request since :func:`lookup`."""
+    # One statement that inserts unless the key is there: no read first, nothing for the ORM to track.
+    values = dict(source=source, key=key, fingerprint=body_fingerprint, status="done", locked_until=None,
+                  response_status=status, response_body=body, response_media_type=media_type,
+                  exchange_id=exchange_id, created_at=utcnow())
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgres_insert
+    statement = insert(InboundRequest).values(values).on_conflict_do_nothing().returning(InboundRequest.key)
+    if session.execute(statement).first() is not None:
+        return
+    row = session.get(InboundRequest, (source, key), populate_existing=True)
+    if row is None:
+        raise Taken(key)  # there a moment ago, gone now: let the caller look again
+    if row.status == "done" or row.fingerprint != body_fingerprint or (row.locked_until and row.locked_until > utcnow()):
+        raise Taken(key)
+    complete(session, source, key, status, body, media_type, exchange_id)
 
 
 def complete(session: Session, source: str, key: str, status: int, body: dict[str, Any], media_type: str,

@@ -2,10 +2,11 @@
 
     parse + validate (plugin) -> identify subject (pseudonym) -> resolve partner -> authorise
     (policy) -> minimise (mapping) -> serialise (plugin) -> persist exchange + transitions +
-    outbox + audit in ONE transaction -> answer
+    outbox + audit + idempotency answer in ONE transaction -> answer
 
 Nothing is written before the last step, so bad input leaves no half-written record; the answer
-(202, or a problem) is sent only after that transaction has committed.
+(202, or a problem) is sent only after that transaction has committed. The transaction is a unit
+of a group commit (:mod:`gateway.core.groupcommit`): concurrent requests share one durable commit.
 """
 
 from __future__ import annotations
@@ -73,16 +74,19 @@ class Pipeline:
         key = idempotency_key or (f"message-id:{parsed.partner_message_id}" if parsed.partner_message_id else None)
         if key is None:
             return self._process(route, body, parsed, principal, claimed_basis, correlation_id, None)
-        source = principal.source
-        stored = idempotency.claim(self.gw.store, source, key, idempotency.fingerprint(request_body or body),
-                                   self.gw.settings.inbound_processing_timeout_seconds)
-        if stored is not None:
-            return Answer(stored.status, stored.body, stored.media_type, replayed=True)
-        try:
-            return self._process(route, body, parsed, principal, claimed_basis, correlation_id, (source, key))
-        except Exception:
-            idempotency.release(self.gw.store, source, key)
-            raise
+        claim = (principal.source, key, idempotency.fingerprint(request_body or body))
+        stored = idempotency.lookup(self.gw.store, *claim)
+        if stored is None:
+            try:
+                return self._process(route, body, parsed, principal, claimed_basis, correlation_id, claim)
+            except idempotency.Taken:
+                # A request with the same key committed while this one was being processed (a
+                # client's retry racing its original): nothing of ours was written; answer as it was.
+                stored = idempotency.lookup(self.gw.store, *claim)
+                if stored is None:
+                    raise Problem("idempotency-conflict", "The first request with this key is still being handled; "
+                                  "retry later.", headers={"Retry-After": "1"}) from None
+        return Answer(stored.status, stored.body, stored.media_type, replayed=True)
 
     # --- steps -----------------------------------------------------------------------------------
 
@@ -157,33 +161,46 @@ class Pipeline:
                     mapped_fields, names, withheld = result.fields, result.names, result.withheld
                     payload, media_type = self._serialise(route, partner, mapped_fields, exchange_id)
         actor = principal.actor()
-        with tracer.start_as_current_span("pipeline.persist"), gw.store.transaction() as session:
-            exchange = Exchange(
-                id=exchange_id,
-                correlation_id=correlation_id,
-                route_id=route.id,
-                message_type=route.message_type,
-                source=principal.source,
-                connector_type=route.target,
-                partner_id=partner.id,
-                subject=subject,
-                purpose=route.purpose,
-                legal_basis=decision.basis,
-                consent_id=decision.consent_id,
-                state="",
-                partner_message_id=parsed.partner_message_id,
-                idempotency_key=f"schakel-{exchange_id}",
-                content_type=media_type,
-                payload_encrypted=gw.box.encrypt(payload) if decision.allowed else None,
-                basis_evidence_encrypted=(gw.box.encrypt_json(parsed.basis_evidence[decision.basis])
-                                          if decision.basis in parsed.basis_evidence else None),
-                context_encrypted=gw.box.encrypt_json(parsed.context) if parsed.context else None,
-                payload_digest=digest(payload),
-                fields_out=names,
-                retry_policy=route.retry_policy,
-                created_by=principal.name,
-                created_at=received_at,
-            )
+        # Everything costly happens before the write: the unit below runs while the write lock is
+        # held (for its whole batch, see gateway.core.groupcommit).
+        columns = dict(
+            id=exchange_id,
+            correlation_id=correlation_id,
+            route_id=route.id,
+            message_type=route.message_type,
+            source=principal.source,
+            connector_type=route.target,
+            partner_id=partner.id,
+            subject=subject,
+            purpose=route.purpose,
+            legal_basis=decision.basis,
+            consent_id=decision.consent_id,
+            state="",
+            partner_message_id=parsed.partner_message_id,
+            idempotency_key=f"schakel-{exchange_id}",
+            content_type=media_type,
+            payload_encrypted=gw.box.encrypt(payload) if decision.allowed else None,
+            basis_evidence_encrypted=(gw.box.encrypt_json(parsed.basis_evidence[decision.basis])
+                                      if decision.basis in parsed.basis_evidence else None),
+            context_encrypted=gw.box.encrypt_json(parsed.context) if parsed.context else None,
+            payload_digest=digest(payload),
+            fields_out=names,
+            retry_policy=route.retry_policy,
+            created_by=principal.name,
+            created_at=received_at,
+            retry_started_at=received_at,
+        )
+        if decision.allowed:
+            answer = Answer(202, self._answer_body(exchange_id, correlation_id, route.id, partner.id, "queued", names,
+                                                   withheld))
+        else:
+            problem = Problem("refused", decision.reason, extensions={
+                "exchange_id": exchange_id, "missing_basis": list(decision.missing),
+                "basis_reasons": decision.reasons, "accepted_bases": list(route.legal_bases)})
+            answer = Answer(problem.http_status, problem.body(), "application/problem+json")
+
+        def persist(session: Session) -> None:
+            exchange = Exchange(**columns)
             session.add(exchange)
             transition(session, exchange, "received", actor=actor, at=received_at)
             transition(session, exchange, "validated", actor=actor, at=validated_at)
@@ -196,29 +213,29 @@ class Pipeline:
                 transition(session, exchange, "queued", actor=actor)
                 session.add(OutboxItem(exchange_id=exchange_id, partner_id=partner.id, connector_type=route.target,
                                        due_at=utcnow()))
-                answer = Answer(202, self._answer_body(exchange, withheld))
             else:
                 transition(session, exchange, "refused", actor=actor, reason=decision.reason)
-                problem = Problem("refused", decision.reason, extensions={
-                    "exchange_id": exchange_id, "missing_basis": list(decision.missing),
-                    "basis_reasons": decision.reasons, "accepted_bases": list(route.legal_bases)})
-                answer = Answer(problem.http_status, problem.body(), "application/problem+json")
             if claim is not None:
-                idempotency.complete(session, claim[0], claim[1], answer.status, answer.body, answer.media_type, exchange_id)
-        log.info("exchange_submitted", exchange_id=exchange_id, state=exchange.state, partner=partner.id)
+                idempotency.store_answer(session, *claim, answer.status, answer.body, answer.media_type, exchange_id)
+
+        with tracer.start_as_current_span("pipeline.persist"):
+            gw.store.batched(persist)
+        log.info("exchange_submitted", exchange_id=exchange_id, state="queued" if decision.allowed else "refused",
+                 partner=partner.id)
         if decision.allowed:
             gw.wake_workers()
         return answer
 
     @staticmethod
-    def _answer_body(exchange: Exchange, withheld: list[tuple[str, str]]) -> dict[str, Any]:
+    def _answer_body(exchange_id: str, correlation_id: str, route_id: str, partner_id: str, state: str,
+                     fields: list[str], withheld: list[tuple[str, str]]) -> dict[str, Any]:
         return {
-            "exchange_id": exchange.id,
-            "correlation_id": exchange.correlation_id,
-            "state": exchange.state,
-            "route": exchange.route_id,
-            "partner": exchange.partner_id,
-            "fields": exchange.fields_out,
+            "exchange_id": exchange_id,
+            "correlation_id": correlation_id,
+            "state": state,
+            "route": route_id,
+            "partner": partner_id,
+            "fields": fields,
             "withheld": [{"field": path, "reason": why} for path, why in withheld],
-            "links": {"self": f"/api/v1/exchanges/{exchange.id}"},
+            "links": {"self": f"/api/v1/exchanges/{exchange_id}"},
         }

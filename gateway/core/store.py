@@ -12,11 +12,15 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.core.groupcommit import GroupCommit
+
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -80,6 +84,7 @@ class Store:
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
         # Called with the exchange events of each committed transaction (never on rollback).
         self.listeners: list[Callable[[list[Any]], None]] = []
+        self.group = GroupCommit(self)
 
     @property
     def is_postgres(self) -> bool:
@@ -98,6 +103,12 @@ class Store:
         if events:
             for listener in self.listeners:
                 listener(events)
+
+    def batched(self, unit: Callable[[Session], T]) -> T:
+        """Run ``unit(session)`` in a write transaction that may be shared with other threads'
+        units (group commit); returns once it has committed. For the many small writes of the hot
+        paths; see :mod:`gateway.core.groupcommit` for what a unit may do."""
+        return self.group.run(unit)
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

@@ -51,6 +51,23 @@ def test_the_same_key_with_another_body_is_a_422_problem(live_gateway, sink):
     assert response.json()["type"] == "/problems/idempotency-key-reused"
 
 
+def test_concurrent_requests_with_one_key_make_one_exchange_and_all_get_its_answer(live_gateway, sink):
+    """A client retrying while its first request is still in flight: whichever commits first
+    wins, the others write nothing and answer with the winner's stored answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    live_gateway.add_partner("partner-a", sink.url + "/inbox")
+    with live_gateway.client("hulpverlener") as client:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(lambda _: submit(client, notice("ref-race"), key="raced-key"), range(8)))
+        assert {answer.status_code for answer in answers} == {202}
+        assert len({answer.json()["exchange_id"] for answer in answers}) == 1
+        listed = client.get("/api/v1/exchanges").json()["items"]
+        assert [item["id"] for item in listed] == [answers[0].json()["exchange_id"]]
+        eventually(lambda: sink_stats(sink.url)["unique"] == 1)
+    assert sink_stats(sink.url)["unique"] == 1
+
+
 def test_a_key_still_being_handled_is_a_409_problem(live_gateway, sink):
     from gateway.core import idempotency
 

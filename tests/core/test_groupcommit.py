@@ -1,0 +1,103 @@
+"""Group commit: concurrent writers share commits, and one bad unit fails only itself."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.core import audit, audit_chain
+from gateway.core.models import AuditEntry
+from gateway.core.runtime import Gateway
+from gateway.core.store import upgrade
+
+ACTOR = audit.Actor("test-user", "hulpverlener")
+
+
+@pytest.fixture
+def gw(settings):
+    gateway = Gateway(settings)
+    upgrade(gateway.store.url)
+    yield gateway
+    gateway.store.dispose()
+
+
+def details(gw: Gateway) -> list[str]:
+    with gw.store.reading() as session:
+        return sorted(session.scalars(select(AuditEntry.detail).where(AuditEntry.event_type == "test.unit")))
+
+
+def writer(n: int):
+    def unit(session):
+        audit.record(session, "test.unit", actor=ACTOR, detail=f"unit {n:03d}")
+        return n
+    return unit
+
+
+def test_units_queued_behind_a_commit_share_the_next_one_and_each_gets_its_own_result(gw):
+    group = gw.store.group
+    first_running, release_first = threading.Event(), threading.Event()
+
+    def slow_first(session):
+        first_running.set()
+        release_first.wait(10)  # the leader holds the transaction while the others queue up
+        audit.record(session, "test.unit", actor=ACTOR, detail="unit first")
+        return "first"
+
+    with ThreadPoolExecutor(max_workers=21) as pool:
+        leader = pool.submit(gw.store.batched, slow_first)
+        assert first_running.wait(10)
+        followers = [pool.submit(gw.store.batched, writer(n)) for n in range(20)]
+        while len(group._queue) < 20:  # every follower is waiting for the leader's commit
+            threading.Event().wait(0.01)
+        release_first.set()
+        assert leader.result(10) == "first"
+        assert sorted(f.result(10) for f in followers) == list(range(20))
+    assert details(gw) == sorted(["unit first"] + [f"unit {n:03d}" for n in range(20)])
+    # The first commit carried the leader alone; the twenty behind it went in one more.
+    assert (group.batches, group.units) == (2, 21)
+    with gw.store.reading() as session:
+        assert audit_chain.verify(session).ok
+
+
+def test_a_unit_that_fails_fails_alone_and_leaves_nothing_behind(gw):
+    first_running, release_first = threading.Event(), threading.Event()
+
+    def slow_first(session):
+        first_running.set()
+        release_first.wait(10)
+        return "first"
+
+    def bad(session):
+        audit.record(session, "test.unit", actor=ACTOR, detail="unit bad")
+        raise ValueError("this unit cannot be written")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        leader = pool.submit(gw.store.batched, slow_first)
+        assert first_running.wait(10)
+        good = [pool.submit(gw.store.batched, writer(n)) for n in range(3)]
+        failing = pool.submit(gw.store.batched, bad)
+        good += [pool.submit(gw.store.batched, writer(n)) for n in range(3, 6)]
+        while len(gw.store.group._queue) < 7:
+            threading.Event().wait(0.01)
+        release_first.set()
+        assert leader.result(10) == "first"
+        assert sorted(f.result(10) for f in good) == list(range(6))
+        with pytest.raises(ValueError, match="cannot be written"):
+            failing.result(10)
+    assert details(gw) == [f"unit {n:03d}" for n in range(6)]
+    with gw.store.reading() as session:
+        assert session.scalar(select(func.count()).select_from(AuditEntry)) == 6
+        assert audit_chain.verify(session).ok
+
+
+def test_many_threads_writing_at_once_all_commit_on_an_intact_chain(gw):
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(lambda n: gw.store.batched(writer(n)), range(200)))
+    assert sorted(results) == list(range(200))
+    assert details(gw) == [f"unit {n:03d}" for n in range(200)]
+    assert gw.store.group.units == 200
+    with gw.store.reading() as session:
+        assert audit_chain.verify(session).ok
