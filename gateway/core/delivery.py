@@ -1,14 +1,21 @@
-"""Delivery workers: claim due outbox rows, attempt them concurrently, record each outcome.
+"""Delivery workers: claim due outbox rows, attempt them concurrently, record the outcomes.
 
 Each gateway process runs one :class:`DeliveryWorker` with a bounded number of attempts in
-flight. Database work runs in threads (the store is synchronous SQLAlchemy); the attempt
-itself is async on the shared HTTP client. A message that keeps failing only ever delays
-itself: its back-off moves its own ``due_at`` and the others behind it are claimed as usual.
+flight. Claiming and preparing a batch of messages is one transaction; outcomes are recorded in
+batches by one recorder task (group commit), so the database is not asked for a durable commit per
+message and state change. Database work runs in threads (the store is synchronous SQLAlchemy); the
+attempts themselves are async on the shared HTTP client.
+
+Partners are kept from slowing each other down: one partner may hold at most its share of the
+slots, claims take every partner's longest-waiting message first (:func:`outbox.take`), and a
+partner that keeps failing is cut off by its circuit breaker (:mod:`gateway.core.breaker`). A
+message that keeps failing only ever delays itself: its back-off moves its own ``due_at``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import socket
 import time
@@ -17,8 +24,10 @@ from typing import TYPE_CHECKING
 
 import structlog
 from opentelemetry import trace
+from opentelemetry.propagate import inject
 
 from gateway.core import outbox
+from gateway.core.breaker import Breakers
 from gateway.core.connectors import Delivery, DeliveryResult
 from gateway.logging import safe_frames
 
@@ -28,15 +37,26 @@ if TYPE_CHECKING:
 log = structlog.get_logger("gateway.delivery")
 tracer = trace.get_tracer("gateway.delivery")
 
+# Outcomes recorded per transaction at most: keeps one batch's hold of the write lock short.
+RECORD_BATCH = 64
+
 
 class DeliveryWorker:
     def __init__(self, gateway: "Gateway") -> None:
         self.gw = gateway
+        settings = gateway.settings
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
-        self._slots = asyncio.Semaphore(gateway.settings.worker_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Attempts claimed and not yet recorded, per partner: a slot is held until its outcome is stored.
+        self._in_flight: collections.Counter[str] = collections.Counter()
+        self._outcomes: asyncio.Queue[tuple[outbox.Attempt, DeliveryResult]] = asyncio.Queue()
+        self._recorder: asyncio.Task[None] | None = None
+        self.share = max(1, int(settings.worker_concurrency * settings.worker_partner_share))
+        self.breakers = Breakers(threshold=settings.breaker_threshold,
+                                 base_cooldown=settings.breaker_cooldown_seconds * settings.retry_scale,
+                                 max_cooldown=settings.breaker_max_cooldown_seconds * settings.retry_scale)
         self.running = False
 
     def wake(self) -> None:
@@ -45,21 +65,26 @@ class DeliveryWorker:
     async def run(self) -> None:
         self.running = True
         settings = self.gw.settings
+        self._recorder = asyncio.create_task(self._record_outcomes())
         try:
             while not self._stop.is_set():
-                free = settings.worker_concurrency - len(self._tasks)
-                claimed: list[str] = []
-                if free > 0:
+                free = settings.worker_concurrency - sum(self._in_flight.values())
+                wanted = min(free, settings.worker_batch_size)
+                claimed = 0
+                if wanted > 0:
+                    full = frozenset(partner for partner, count in self._in_flight.items() if count >= self.share)
                     try:
-                        claimed = await asyncio.to_thread(outbox.claim, self.gw, self.owner, min(free, settings.worker_batch_size))
+                        attempts, claimed = await asyncio.to_thread(outbox.take, self.gw, self.owner, wanted,
+                                                                    self.share, full)
                     except Exception as exc:  # the database may be briefly unavailable; keep the loop alive
                         log.warning("claim_failed", error_type=type(exc).__name__)
-                for exchange_id in claimed:
-                    await self._slots.acquire()
-                    task = asyncio.create_task(self._attempt(exchange_id))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._done)
-                if claimed and len(claimed) == min(free, settings.worker_batch_size):
+                        attempts = []
+                    for attempt in attempts:
+                        self._in_flight[attempt.partner.id] += 1
+                        task = asyncio.create_task(self._attempt(attempt))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
+                if claimed and claimed == wanted:
                     continue  # more may be due: claim again at once
                 self._wake.clear()
                 try:
@@ -69,51 +94,91 @@ class DeliveryWorker:
         finally:
             self.running = False
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slots.release()
-        self._wake.set()
-
     async def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        deadline = self.gw.settings.attempt_deadline_seconds + 5
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=self.gw.settings.attempt_deadline_seconds + 5)
+            await asyncio.wait(set(self._tasks), timeout=deadline)
+        if self._recorder is not None:
+            try:  # record what was attempted; what is left unrecorded is retried when its lease runs out
+                await asyncio.wait_for(self._outcomes.join(), timeout=deadline)
+            except TimeoutError:
+                pass
+            self._recorder.cancel()
 
-    async def _attempt(self, exchange_id: str) -> None:
-        structlog.contextvars.bind_contextvars(exchange_id=exchange_id)
+    async def _attempt(self, attempt: outbox.Attempt) -> None:
+        structlog.contextvars.bind_contextvars(exchange_id=attempt.exchange_id)
+        partner_id = attempt.partner.id
+        queued = False
         try:
-            with tracer.start_as_current_span("delivery.prepare"):
-                attempt = await asyncio.to_thread(outbox.prepare, self.gw, exchange_id, self.owner)
-            if attempt is None:
-                return
-            connector = self.gw.registry.connectors.get(attempt.connector_type)
             with tracer.start_as_current_span(
                 "delivery.attempt",
-                attributes={"gateway.connector": attempt.connector_type, "gateway.partner": attempt.partner.id,
+                attributes={"gateway.connector": attempt.connector_type, "gateway.partner": partner_id,
                             "gateway.attempt": attempt.attempt},
             ):
                 started = time.monotonic()
+                connector = self.gw.registry.connectors.get(attempt.connector_type)
                 if connector is None:
                     result = DeliveryResult("retry", f"connector type {attempt.connector_type} is not enabled")
+                elif not attempt.final and not self.breakers.allow(partner_id):
+                    result = DeliveryResult("retry", f"not sent: partner unavailable after {self.breakers[partner_id].failures} "
+                                                     "failed attempts in a row (circuit open)")
                 else:
                     result = await self._deliver(connector, attempt)
+                    if self.breakers.observe(partner_id, result.outcome):
+                        log.info("partner_recovered", partner=partner_id)
+                        asyncio.create_task(self._release_waiting(partner_id))
                 self.gw.instruments.delivery_duration.record(
-                    time.monotonic() - started,
-                    {"connector": attempt.connector_type, "partner": attempt.partner.id, "outcome": result.outcome})
-            state = await asyncio.to_thread(outbox.record, self.gw, attempt, result, self.owner)
-            log.info("delivery_attempt", exchange_id=exchange_id, partner=attempt.partner.id, attempt=attempt.attempt,
-                     outcome=result.outcome, status=result.status, state=state)
+                    time.monotonic() - started, {"connector": attempt.connector_type, "partner": partner_id,
+                                                 "outcome": result.outcome})
+            await self._outcomes.put((attempt, result))
+            queued = True
         except Exception as exc:
             # Never let one message kill the worker: its lease expires and it is tried again.
-            log.error("delivery_error", exchange_id=exchange_id, error_type=type(exc).__name__, frames=safe_frames(exc))
+            log.error("delivery_error", exchange_id=attempt.exchange_id, error_type=type(exc).__name__,
+                      frames=safe_frames(exc))
         finally:
+            if not queued:
+                self._release_slot(partner_id)
             structlog.contextvars.unbind_contextvars("exchange_id")
+
+    def _release_slot(self, partner_id: str) -> None:
+        self._in_flight[partner_id] -= 1
+        if self._in_flight[partner_id] <= 0:
+            del self._in_flight[partner_id]
+        self._wake.set()
+
+    async def _release_waiting(self, partner_id: str) -> None:
+        try:
+            released = await asyncio.to_thread(outbox.release_waiting, self.gw, partner_id)
+            log.info("partner_queue_released", partner=partner_id, messages=released)
+            self._wake.set()
+        except Exception as exc:  # they are still due at their own back-off
+            log.warning("release_failed", partner=partner_id, error_type=type(exc).__name__)
+
+    async def _record_outcomes(self) -> None:
+        """Record outcomes as they come, as many per transaction as have arrived meanwhile."""
+        while True:
+            batch = [await self._outcomes.get()]
+            while len(batch) < RECORD_BATCH and not self._outcomes.empty():
+                batch.append(self._outcomes.get_nowait())
+            try:
+                states: list[str | BaseException] = await asyncio.to_thread(outbox.record_many, self.gw, batch)
+            except Exception as exc:
+                states = [exc] * len(batch)
+            for (attempt, result), state in zip(batch, states):
+                if isinstance(state, BaseException):
+                    log.error("delivery_error", exchange_id=attempt.exchange_id, error_type=type(state).__name__,
+                              frames=safe_frames(state))
+                else:
+                    log.info("delivery_attempt", exchange_id=attempt.exchange_id, partner=attempt.partner.id,
+                             attempt=attempt.attempt, outcome=result.outcome, status=result.status, state=state)
+                self._release_slot(attempt.partner.id)
+                self._outcomes.task_done()
 
     async def _deliver(self, connector: object, attempt: outbox.Attempt) -> DeliveryResult:
         headers: dict[str, str] = {}
-        from opentelemetry.propagate import inject
-
         inject(headers)
         delivery = Delivery(
             exchange_id=attempt.exchange_id,

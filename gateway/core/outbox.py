@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
-from sqlalchemy import or_, select
+import structlog
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.core import audit
@@ -22,11 +23,13 @@ from gateway.core.exchange import transition
 from gateway.core.models import Exchange, OutboxItem, Partner, utcnow
 from gateway.core.problems import Problem
 from gateway.core.retry import get_policy
+from gateway.logging import safe_frames
 
 if TYPE_CHECKING:
     from gateway.core.runtime import Gateway
 
 WORKER = audit.Actor.system("delivery")
+log = structlog.get_logger("gateway.outbox")
 
 
 @dataclass(frozen=True)
@@ -43,107 +46,175 @@ class Attempt:
     idempotency_key: str
     attempt: int
     partner: partner_registry.PartnerView
+    # Would failing it make the message dead? Then it is sent even while the partner's circuit is
+    # open: no message is given up on without a real last try.
+    final: bool = False
 
 
-def claim(gw: "Gateway", owner: str, limit: int) -> list[str]:
+def _due(now: Any) -> list[Any]:
+    return [OutboxItem.held.is_(False), OutboxItem.due_at <= now,
+            or_(OutboxItem.lease_until.is_(None), OutboxItem.lease_until < now)]
+
+
+def take(gw: "Gateway", owner: str, limit: int, per_partner: int,
+         skip_partners: frozenset[str] = frozenset()) -> tuple[list[Attempt], int]:
+    """Claim up to ``limit`` due messages and prepare each for its attempt, in one transaction;
+    returns the attempts to make and how many messages were claimed (some may need none: refused
+    on the re-check, or parked).
+
+    Fair between partners: at most ``per_partner`` of any one partner, and the longest-waiting
+    message of *every* partner with due messages before the second of any, so one partner's
+    backlog (after an outage, say) never holds the others' fresh messages back. Partners in
+    ``skip_partners`` (already at their share of the worker) are left for the next claim.
+    """
+    if limit <= 0:
+        return [], 0
+    return gw.store.batched(lambda session: _take(gw, session, owner, limit, per_partner, skip_partners))
+
+
+def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: int,
+          skip_partners: frozenset[str]) -> tuple[list[Attempt], int]:
     now = utcnow()
-    with gw.store.transaction() as session:
-        query = (
-            select(OutboxItem)
-            .where(OutboxItem.held.is_(False), OutboxItem.due_at <= now,
-                   or_(OutboxItem.lease_until.is_(None), OutboxItem.lease_until < now))
-            .order_by(OutboxItem.due_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        items = list(session.scalars(query))
-        until = now + timedelta(seconds=gw.settings.lease_seconds)
-        for item in items:
-            item.lease_owner, item.lease_until = owner, until
-        return [item.exchange_id for item in items]
+    rank = func.row_number().over(partition_by=OutboxItem.partner_id, order_by=OutboxItem.due_at).label("rank")
+    due = select(OutboxItem.exchange_id, OutboxItem.due_at, rank).where(*_due(now))
+    if skip_partners:
+        due = due.where(OutboxItem.partner_id.not_in(sorted(skip_partners)))
+    ranked = due.subquery()
+    # Twice as many candidates as wanted: on PostgreSQL other processes may hold some of them.
+    candidates = list(session.execute(
+        select(ranked.c.exchange_id).where(ranked.c.rank <= per_partner)
+        .order_by(ranked.c.rank, ranked.c.due_at).limit(2 * limit)).scalars())
+    if not candidates:
+        return [], 0
+    items = {item.exchange_id: item for item in session.scalars(
+        select(OutboxItem).where(OutboxItem.exchange_id.in_(candidates), *_due(now)).with_for_update(skip_locked=True))}
+    chosen = [items[exchange_id] for exchange_id in candidates if exchange_id in items][:limit]
+    until = now + timedelta(seconds=gw.settings.lease_seconds)
+    for item in chosen:
+        item.lease_owner, item.lease_until = owner, until
+    exchanges = {row.id: row for row in session.scalars(
+        select(Exchange).where(Exchange.id.in_([item.exchange_id for item in chosen])))}
+    paused: dict[str, bool] = {}
+    attempts = []
+    for item in chosen:
+        # What a failed preparation queued (audit entries, events) goes with its savepoint.
+        marks = {key: len(session.info.get(key, [])) for key in ("audit_pending", "transitions_pending", "exchange_events")}
+        try:
+            with session.begin_nested():
+                attempt = _prepare(gw, session, item, exchanges.get(item.exchange_id), paused)
+        except Exception as exc:
+            for key, length in marks.items():
+                del session.info.get(key, [])[length:]
+            # This one stays leased and is tried again when its lease runs out; the rest go on.
+            log.error("prepare_failed", exchange_id=item.exchange_id, error_type=type(exc).__name__,
+                      frames=safe_frames(exc))
+            continue
+        if attempt is not None:
+            attempts.append(attempt)
+    return attempts, len(chosen)
 
 
-def _owned(session: Session, exchange_id: str, owner: str) -> OutboxItem | None:
-    item = session.get(OutboxItem, exchange_id, with_for_update=True)
-    return item if item is not None and item.lease_owner == owner else None
-
-
-def prepare(gw: "Gateway", exchange_id: str, owner: str) -> Attempt | None:
+def _prepare(gw: "Gateway", session: Session, item: OutboxItem, exchange: Exchange | None,
+             paused: dict[str, bool]) -> Attempt | None:
     """Re-check the basis, respect pause, mark ``sending``. ``None`` when nothing is to be sent now."""
-    with gw.store.transaction() as session:
-        item = _owned(session, exchange_id, owner)
-        if item is None:
-            return None
-        exchange = session.get(Exchange, exchange_id)
-        partner = session.get(Partner, item.partner_id)
-        if exchange is None or partner is None or exchange.state not in {"queued", "failed", "sending"}:
-            session.delete(item)
-            return None
-        if exchange.state == "sending":
-            # The last attempt's worker died mid-delivery: its outcome is unknown.
-            transition(session, exchange, "failed", actor=WORKER, reason="attempt interrupted; outcome unknown",
-                       attempt=exchange.attempts)
-        decision = gw.policy.recheck(session, exchange, partner)
-        if not decision.allowed:
-            transition(session, exchange, "refused", actor=WORKER, reason=decision.reason)
-            session.delete(item)
-            return None
-        paused = partner_registry.connector_paused(session, exchange.connector_type)
-        if paused is not None or partner.state == "paused":
-            why = "connector paused" if paused is not None else "partner paused"
-            transition(session, exchange, "parked", actor=WORKER, reason=why)
-            item.held, item.lease_owner, item.lease_until = True, None, None
-            return None
-        exchange.attempts += 1
-        transition(session, exchange, "sending", actor=WORKER, attempt=exchange.attempts)
-        return Attempt(
-            exchange_id=exchange.id,
-            correlation_id=exchange.correlation_id,
-            route_id=exchange.route_id,
-            message_type=exchange.message_type,
-            connector_type=exchange.connector_type,
-            body=gw.box.decrypt(exchange.payload_encrypted or b""),
-            media_type=exchange.content_type,
-            idempotency_key=exchange.idempotency_key,
-            attempt=exchange.attempts,
-            partner=partner_registry.view(partner, gw.box),
-        )
+    partner = session.get(Partner, item.partner_id)
+    if exchange is None or partner is None or exchange.state not in {"queued", "failed", "sending"}:
+        session.delete(item)
+        return None
+    if exchange.state == "sending":
+        # The last attempt's worker died mid-delivery: its outcome is unknown.
+        transition(session, exchange, "failed", actor=WORKER, reason="attempt interrupted; outcome unknown",
+                   attempt=exchange.attempts)
+    decision = gw.policy.recheck(session, exchange, partner)
+    if not decision.allowed:
+        transition(session, exchange, "refused", actor=WORKER, reason=decision.reason)
+        session.delete(item)
+        return None
+    if exchange.connector_type not in paused:
+        paused[exchange.connector_type] = partner_registry.connector_paused(session, exchange.connector_type) is not None
+    if paused[exchange.connector_type] or partner.state == "paused":
+        why = "connector paused" if paused[exchange.connector_type] else "partner paused"
+        transition(session, exchange, "parked", actor=WORKER, reason=why)
+        item.held, item.lease_owner, item.lease_until = True, None, None
+        return None
+    exchange.attempts += 1
+    transition(session, exchange, "sending", actor=WORKER, attempt=exchange.attempts)
+    elapsed = (utcnow() - exchange.retry_started_at).total_seconds()
+    final = get_policy(exchange.retry_policy).next_delay(exchange.attempts, elapsed, gw.settings.retry_scale) is None
+    return Attempt(
+        exchange_id=exchange.id,
+        correlation_id=exchange.correlation_id,
+        route_id=exchange.route_id,
+        message_type=exchange.message_type,
+        connector_type=exchange.connector_type,
+        body=gw.box.decrypt(exchange.payload_encrypted or b""),
+        media_type=exchange.content_type,
+        idempotency_key=exchange.idempotency_key,
+        attempt=exchange.attempts,
+        partner=partner_registry.view(partner, gw.box),
+        final=final,
+    )
 
 
-def record(gw: "Gateway", attempt: Attempt, result: DeliveryResult, owner: str) -> str:
+def record_many(gw: "Gateway", outcomes: list[tuple[Attempt, DeliveryResult]]) -> list[str | BaseException]:
+    """Persist several attempts' outcomes, sharing commits (each on its own if one fails); for
+    each, the exchange's new state or the error that kept it from being recorded."""
+    tickets = gw.store.group.run_many(
+        [lambda session, a=attempt, r=result: _record(gw, session, a, r) for attempt, result in outcomes])
+    return [ticket.error if ticket.error is not None else ticket.value for ticket in tickets]
+
+
+def record(gw: "Gateway", attempt: Attempt, result: DeliveryResult) -> str:
     """Persist one attempt's outcome; returns the exchange's new state."""
+    return gw.store.batched(lambda session: _record(gw, session, attempt, result))
+
+
+def _record(gw: "Gateway", session: Session, attempt: Attempt, result: DeliveryResult) -> str:
     now = utcnow()
-    with gw.store.transaction() as session:
-        exchange = session.get(Exchange, attempt.exchange_id)
-        item = session.get(OutboxItem, attempt.exchange_id, with_for_update=True)
-        if exchange is None or exchange.state != "sending" or exchange.attempts != attempt.attempt:
-            # Our lease ran out and another worker took over; its attempt decides.
-            return exchange.state if exchange else "gone"
-        exchange.last_status = result.status
-        if result.outcome == "delivered":
-            transition(session, exchange, "delivered", actor=WORKER, reason=result.reason, attempt=attempt.attempt)
-            exchange.delivered_at, exchange.receipt, exchange.last_error = now, result.receipt, None
-            if item is not None:
-                session.delete(item)
-            return exchange.state
-        exchange.last_error = result.reason
-        delay = None
-        if result.outcome == "retry":
-            policy = get_policy(exchange.retry_policy)
-            elapsed = (now - exchange.retry_started_at).total_seconds()
-            delay = policy.next_delay(attempt.attempt, elapsed, gw.settings.retry_scale)
-            if delay is not None and result.retry_after is not None:
-                delay = max(delay, result.retry_after * gw.settings.retry_scale)
-        if delay is None:
-            why = result.reason if result.outcome == "reject" else f"gave up after {attempt.attempt} attempts: {result.reason}"
-            transition(session, exchange, "dead", actor=WORKER, reason=why, attempt=attempt.attempt)
-            if item is not None:
-                session.delete(item)
-            return exchange.state
-        transition(session, exchange, "failed", actor=WORKER, reason=result.reason, attempt=attempt.attempt)
+    exchange = session.get(Exchange, attempt.exchange_id)
+    item = session.get(OutboxItem, attempt.exchange_id, with_for_update=True)
+    if exchange is None or exchange.state != "sending" or exchange.attempts != attempt.attempt:
+        # Our lease ran out and another worker took over; its attempt decides.
+        return exchange.state if exchange else "gone"
+    exchange.last_status = result.status
+    if result.outcome == "delivered":
+        transition(session, exchange, "delivered", actor=WORKER, reason=result.reason, attempt=attempt.attempt)
+        exchange.delivered_at, exchange.receipt, exchange.last_error = now, result.receipt, None
         if item is not None:
-            item.due_at, item.lease_owner, item.lease_until = now + timedelta(seconds=delay), None, None
+            session.delete(item)
         return exchange.state
+    exchange.last_error = result.reason
+    delay = None
+    if result.outcome == "retry":
+        policy = get_policy(exchange.retry_policy)
+        elapsed = (now - exchange.retry_started_at).total_seconds()
+        delay = policy.next_delay(attempt.attempt, elapsed, gw.settings.retry_scale)
+        if delay is not None and result.retry_after is not None:
+            delay = max(delay, result.retry_after * gw.settings.retry_scale)
+    if delay is None:
+        why = result.reason if result.outcome == "reject" else f"gave up after {attempt.attempt} attempts: {result.reason}"
+        transition(session, exchange, "dead", actor=WORKER, reason=why, attempt=attempt.attempt)
+        if item is not None:
+            session.delete(item)
+        return exchange.state
+    transition(session, exchange, "failed", actor=WORKER, reason=result.reason, attempt=attempt.attempt)
+    if item is not None:
+        item.due_at, item.lease_owner, item.lease_until = now + timedelta(seconds=delay), None, None
+    return exchange.state
+
+
+def release_waiting(gw: "Gateway", partner_id: str) -> int:
+    """Make a partner's backed-off messages due now (it answers again: no need to wait out each
+    message's own back-off). Returns how many."""
+    def unit(session: Session) -> int:
+        now = utcnow()
+        result = session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.partner_id == partner_id, OutboxItem.held.is_(False), OutboxItem.due_at > now,
+                   OutboxItem.lease_owner.is_(None))
+            .values(due_at=now))
+        return int(result.rowcount or 0)
+    return gw.store.batched(unit)
 
 
 def replay(session: Session, exchange: Exchange, actor: audit.Actor, reason: str) -> None:

@@ -157,3 +157,52 @@ def test_pause_resume_and_replay_work_from_the_cli(live_gateway, sink, tmp_path)
         shown = cli("exchanges", "show", dead)
     assert shown.returncode == 0 and "replayed" in shown.stdout
     assert cli("connectors", "pause", "nonexistent", "--reason", "xyz").returncode == 1
+
+
+def _timeline_reasons(client, exchange_id):
+    return [step["reason"] or "" for step in _detail(client, exchange_id)["timeline"] if step["to_state"] == "failed"]
+
+
+def test_a_partner_that_keeps_failing_is_cut_off_then_gets_its_whole_queue_when_it_answers_again(live_gateway, sink):
+    live_gateway.add_partner("partner-a", sink.url + "/inbox")
+    sink_control(sink.url, mode="status", status=503)
+    with live_gateway.client("hulpverlener") as client:
+        ids = [submit(client, notice(f"r-cut-{i}")).json()["exchange_id"] for i in range(6)]
+        eventually(lambda: all(_detail(client, i)["attempts"] >= 3 for i in ids), timeout=30)
+        # More attempts were recorded than reached the partner: the circuit held the rest back.
+        attempts = sum(_detail(client, i)["attempts"] for i in ids)
+        requests = sink_stats(sink.url)["requests"]
+        reasons = [reason for i in ids for reason in _timeline_reasons(client, i)]
+        assert requests < attempts
+        assert any(reason.startswith("not sent: partner unavailable after") for reason in reasons)
+        assert "HTTP 503 from partner" in reasons
+
+        sink_control(sink.url, mode="ok")
+        eventually(lambda: all(exchange_state(client, i) == "delivered" for i in ids), timeout=30)
+    stats = sink_stats(sink.url)
+    assert stats["unique"] == 6 and stats["duplicates"] == 0
+
+
+def test_a_stalling_partner_holds_only_its_share_of_the_slots_and_the_others_keep_flowing(database_url, tmp_path):
+    from gateway.app import create_app
+    from tests.conftest import LiveGateway, make_settings
+
+    settings = make_settings(database_url, tmp_path, worker_concurrency=4, attempt_deadline_seconds=3)
+    with ThreadServer(create_app(settings)) as server, ThreadServer(create_sink(), ready_path="/_stats") as slow, \
+            ThreadServer(create_sink(), ready_path="/_stats") as fast:
+        live = LiveGateway(server)
+        live.add_partner("partner-slow", slow.url + "/inbox")
+        live.add_partner("partner-fast", fast.url + "/inbox")
+        sink_control(slow.url, mode="late", delay=30)  # applies, answers long after the deadline
+        with live.client("hulpverlener") as client:
+            slow_ids = [submit(client, notice(f"r-slow-{i}", partner="partner-slow")).json()["exchange_id"]
+                        for i in range(10)]
+            eventually(lambda: sink_stats(slow.url)["requests"] >= 2)
+            fast_ids = [submit(client, notice(f"r-fast-{i}", partner="partner-fast")).json()["exchange_id"]
+                        for i in range(5)]
+            eventually(lambda: all(exchange_state(client, i) == "delivered" for i in fast_ids), timeout=30)
+            # Served beside the slow partner's first two attempts (its share of four slots), not
+            # after rounds of its ten taking every slot for a 3 s deadline each.
+            assert sink_stats(slow.url)["requests"] <= 4
+            assert all(exchange_state(client, i) != "delivered" for i in slow_ids)
+            sink_control(slow.url, mode="ok")
