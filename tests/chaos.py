@@ -1,38 +1,76 @@
 """The chaos run and the backlog drain: real gateway processes, real partner simulators, real faults.
 
-**Chaos run** (:func:`chaos`). Exchanges go to every kind of partner at once while the partners
-misbehave and the gateway processes are killed with SIGKILL and restarted:
+**Chaos run** (:func:`chaos`). Exchanges go to every kind of partner at once — webhook partners,
+the Care4 ECD (WMO301 allocations), the Veilig Thuis regions, a municipality and a police unit
+(warm handovers and answers to information requests) and the municipality's iWmo inbox (WMO305,
+307, 315 and 317) — while the partners misbehave and the gateway processes are killed with
+SIGKILL and restarted:
 
-=====================  ==========================================================================
-partner                what it does wrong
-=====================  ==========================================================================
-every webhook partner  10 % answers 500 (not applied); 5 % applies, then answers after the
-                       attempt deadline (the gateway sees a timeout: outcome unknown)
-``wijkteam-druppel``   and 10 % more applies, then trickles its answer a byte at a time past the
-                       deadline (its 5 % late answers are trickled too: 15 % in all)
-``wijkteam-reset``     and 10 % drops the connection before answering (not applied)
-``wijkteam-uitval``    and is down for a stretch: a relay in front of it closes its port, so
-                       connections are refused, then opens it again
-``wijkteam-opgeheven`` never answers at all (nothing listens on its port): its messages must end
-                       ``dead`` with a reason, never silently
-``care4-ecd``          iWmo WMO301 allocations posted by a municipality become arrangement writes
-                       into the Care4 ECD simulator, which now and then answers 500 or stalls;
-                       judged as state, the newest 301 per client in force (:func:`_synced_counts`)
-(no consent)           notices for a client without a basis must be refused and never arrive
-=====================  ==========================================================================
+=========================  ======================================================================
+partner                    what it does wrong
+=========================  ======================================================================
+every webhook partner      10 % answers 500 (not applied); 5 % applies, then answers after the
+                           attempt deadline (the gateway sees a timeout: outcome unknown)
+``wijkteam-druppel``       and 10 % more applies, then trickles its answer a byte at a time past
+                           the deadline (its 5 % late answers are trickled too: 15 % in all)
+``wijkteam-reset``         and 10 % drops the connection before answering (not applied)
+``wijkteam-uitval``        and is down for a stretch: a relay in front of it closes its port, so
+                           connections are refused, then opens it again
+``wijkteam-opgeheven``     never answers at all (nothing listens on its port): its messages must
+                           end ``dead`` with a reason, never silently
+``care4-ecd``              iWmo WMO301 allocations posted by a municipality become arrangement
+                           writes into the Care4 ECD simulator, which now and then answers 500 or
+                           stalls (the worker endpoints below read the same ECD, so they meet it
+                           too); judged as state, the newest 301 per client in force
+                           (:func:`_synced_counts`)
+``vt-<region>``            meldingen a worker sends from a dossier (``POST /api/v1/veiligthuis/
+                           meldingen``, meldrecht with her weighing) to the Veilig Thuis simulator:
+                           10 % 500, 5 % late, 5 % dropped connection (:data:`PLUGIN_FAULTS`)
+``gemeente-amsterdam``     warm handovers (``POST /api/v1/police/overdrachten``, with consent),
+                           announced by a Notificaties API notification to the police/municipality
+                           simulator: the same fault mix
+``politie-utrecht``        the answers to its information requests (``POST /partners/police/
+                           informatieverzoeken``, consent as the basis), posted back to it through
+                           the outbox: the same fault mix
+``gemeente-diemen``        WMO305/307/315/317 from the worker API (``/api/v1/wmo/...``) to the
+                           municipality simulator: the same fault mix; it refuses a message whose
+                           BerichtIdentificatie it already has (retourcode 9056), which on a retry
+                           the gateway counts as delivered
+(no basis)                 webhook notices, meldingen with "toestemming", handovers and
+                           information requests about a client without a basis must be refused
+                           and never arrive
+=========================  ======================================================================
 
-The result is judged like Jepsen's queue checker, by *logical* message id at the partner (the
-notice's ``reference``, the allocation's client and number), never by transport key, so a gateway
-that changed its ``Idempotency-Key`` on a retry would show up as a duplicate:
+The result is judged like Jepsen's queue checker, by *logical* message id at the partner, never
+by transport key, so a gateway that changed its ``Idempotency-Key`` on a retry — or rebuilt a
+message, or made two exchanges of one request — would show up as a duplicate (every partner here
+de-duplicates by key or by BerichtIdentificatie, so a repeat under the same one is absorbed and
+not an effect):
+
+=========================  ======================================================================
+connector                  logical id: what the partner received, read from the message itself
+=========================  ======================================================================
+``webhook:*``              the notice's ``reference``
+``wmo301:care4-ecd``       the arrangement (client, allocation number) and its status
+``veiligthuis:*``          the run's reference, which the worker wrote in the melding's remarks
+                           (``<Opmerkingen>``); the melding's ``<Kenmerk>`` must be its exchange
+``overdracht:*``           the handover's own address (``resourceUrl``, ending in its id): all the
+                           notification says of it
+``informatieverzoek:*``    the request's ``kenmerk`` (``verzoek_kenmerk`` in the answer)
+``wmo305:*``, ``wmo307:*`` the allocation (``ToewijzingNummer``) it reports start or stop of: each
+                           message in the run names its own allocation, seeded in the ECD
+``wmo315:*``, ``wmo317:*`` the request's ``ReferentieAanbieder`` (chosen once per request); the
+                           BerichtIdentificatie must be the one the worker was told
+=========================  ======================================================================
 
 - **lost**: acknowledged (202, or a WMO302 accepting the 301) but no effect, and not dead with a reason
 - **duplicated**: took effect more than once
 - **unexpected**: an effect for a message that was refused or never sent
 - **recovered**: acknowledged, took effect once, and needed more than one attempt or outlived a kill
 
-and every exchange in the store must end ``delivered``, ``refused`` or ``dead`` with a reason, what
-had no basis must be refused (and nothing else), and ``gateway audit verify`` must find the hash
-chain intact.
+and every exchange in the store must end ``delivered``, ``acknowledged``, ``refused`` or ``dead``
+with a reason, what had no basis must be refused (and nothing else), and ``gateway audit verify``
+must find the hash chain intact.
 
 **Backlog drain** (:func:`drain`). One partner is down for an hour (compressed by the retry scale)
 while its traffic queues up; another partner gets steady traffic throughout. Measured: how long
@@ -62,7 +100,7 @@ import tempfile
 import threading
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -90,15 +128,39 @@ WEBHOOK_PARTNERS: dict[str, dict[str, float]] = {
 }
 GONE_PARTNER = "wijkteam-opgeheven"
 
-# How the exchanges are spread over the connectors (weights).
+# The plugins' partners (Veilig Thuis, police and municipality contacts, the municipality's iWmo
+# inbox) all inject the webhook partners' mix, and drop connections besides.
+PLUGIN_FAULTS = {**BASE_FAULTS, "reset": 0.05}
+HANDOVER_PARTNER = "gemeente-amsterdam"  # receives warm handovers (a municipality)
+REQUESTER = "politie-utrecht"  # asks about clients; its answers leave through the outbox
+NO_BASIS_DOSSIER = "D-0002"  # its client (C-0002) consented to nothing in the gateway
+WMO_OUTBOUND = {"wmo305": ("/api/v1/wmo/start", "WMO305"), "wmo307": ("/api/v1/wmo/stop", "WMO307"),
+                "wmo315": ("/api/v1/wmo/verzoeken/toewijzing", "WMO315"),
+                "wmo317": ("/api/v1/wmo/verzoeken/wijziging", "WMO317")}
+SEEDED_ALLOCATIONS = 900_000_000  # + plan index: the allocation a WMO305/307 of the run reports on
+PLUGIN_KINDS = ("veiligthuis", "overdracht", "informatieverzoek", *WMO_OUTBOUND)
+
+# How the exchanges are spread over the connectors (weights; a share of the whole, with every
+# connector present).
 MIX = {
-    "webhook:wijkteam-storing": 20,
-    "webhook:wijkteam-druppel": 15,
-    "webhook:wijkteam-reset": 15,
-    "webhook:wijkteam-uitval": 20,
+    "webhook:wijkteam-storing": 14,
+    "webhook:wijkteam-druppel": 10,
+    "webhook:wijkteam-reset": 10,
+    "webhook:wijkteam-uitval": 14,
     f"webhook:{GONE_PARTNER}": 1,
     "webhook:no-basis": 2,
-    "wmo301:care4-ecd": 27,
+    "wmo301:care4-ecd": 20,
+    "veiligthuis:vt-amsterdam-amstelland": 4,
+    "veiligthuis:vt-utrecht": 3,
+    "veiligthuis:no-basis": 1,
+    f"overdracht:{HANDOVER_PARTNER}": 4,
+    "overdracht:no-basis": 1,
+    f"informatieverzoek:{REQUESTER}": 4,
+    "informatieverzoek:no-basis": 1,
+    f"wmo305:{MUNICIPALITY}": 3,
+    f"wmo307:{MUNICIPALITY}": 3,
+    f"wmo315:{MUNICIPALITY}": 3,
+    f"wmo317:{MUNICIPALITY}": 2,
 }
 
 
@@ -230,6 +292,8 @@ class Sent:
     replayed: bool = False  # the answer was the stored one of an earlier attempt the client never heard back from
     tries: int = 0
     expect_refusal: bool = False  # sent without a basis: must be refused
+    detail: dict[str, Any] = field(default_factory=dict)  # what the request names (dossier, BSN, ...)
+    answer: dict[str, Any] = field(default_factory=dict)  # what the gateway said it sent (iWmo ids)
 
 
 class World:
@@ -237,7 +301,7 @@ class World:
 
     def __init__(self, workdir: Path, database_url: str, processes: int, extra_env: dict[str, str],
                  stack: ExitStack, with_wmo: bool = True, webhook_partners: dict[str, dict[str, float]] | None = None,
-                 outage_partner: str | None = "wijkteam-uitval") -> None:
+                 outage_partner: str | None = "wijkteam-uitval", with_plugins: bool = False) -> None:
         from gateway.core import audit
         from gateway.core import partners as partner_registry
         from gateway.core.auth import create_token
@@ -257,13 +321,24 @@ class World:
             self.outages[outage_partner] = outage
             endpoints[outage_partner] = outage.url
         self.care4: ProcessServer | None = None
-        if with_wmo:
+        # The plugins' partner simulators (Veilig Thuis, police and municipality contacts, the
+        # municipality's iWmo inbox), each its own process, by name.
+        self.simulators: dict[str, ProcessServer] = {}
+        if with_plugins:
+            for name, module in (("veiligthuis", "schakel_veiligthuis"), ("police", "schakel_police"),
+                                 ("municipality", "schakel_wmo")):
+                port = free_port()
+                self.simulators[name] = stack.enter_context(ProcessServer(
+                    env={}, port=port, ready_path="/_received", log=workdir / f"{name}.log",
+                    command=[sys.executable, "-m", "uvicorn", "--factory", f"{module}.simulator:create_app",
+                             "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]))
+        if with_wmo or with_plugins:
             care4_port = free_port()
             self.care4 = stack.enter_context(ProcessServer(
                 env={}, port=care4_port, ready_path="/docs", log=workdir / "care4.log",
                 command=[sys.executable, "-m", "uvicorn", "--factory", "schakel_care4.simulator:create_app",
                          "--host", "127.0.0.1", "--port", str(care4_port), "--no-access-log", "--log-level", "warning"]))
-        plugins = "care4,wmo" if with_wmo else ""
+        plugins = "care4,wmo,veiligthuis,police" if with_plugins else "care4,wmo" if with_wmo else ""
         self.env = test_env(database_url, workdir, GATEWAY_ENABLED_PLUGINS=plugins, GATEWAY_LOG_LEVEL="WARNING",
                             **extra_env)
         settings = settings_from_env(self.env)
@@ -290,13 +365,46 @@ class World:
                     id="care4-ecd", connector_type="care4", name="ECD (simulator)", endpoint=self.care4.url,
                     config={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}),
                     self.gw.registry.connectors["care4"].manifest, self.gw.box, system)
+                # Our iWmo messages reach the municipality simulator; without it nothing is sent there.
+                inbox = (self.simulators["municipality"].url if "municipality" in self.simulators
+                         else f"http://127.0.0.1:{self._closed_port(stack)}")
                 partner_registry.create(session, partner_registry.PartnerIn(
                     id=MUNICIPALITY, connector_type="wmo", name="Gemeente Diemen (fictief)",
-                    endpoint=f"http://127.0.0.1:{self._closed_port(stack)}/berichten", identifiers={"gemeentecode": "0384"},
+                    endpoint=inbox, identifiers={"gemeentecode": "0384"},
                     routing={"gemeentecode": ["0384"]}, config={"path": "/berichten", "aanbieder_agb": AGB}),
                     self.gw.registry.connectors["wmo"].manifest, self.gw.box, system)
                 _, self.municipality_token = create_token(session, "chaos-gemeente", "partner", partner_id=MUNICIPALITY)
+            if with_plugins:
+                from schakel_care4.fixtures import REGIONS
+
+                vt, police = self.simulators["veiligthuis"].url, self.simulators["police"].url
+                for region, codes in REGIONS.items():
+                    partner_registry.create(session, partner_registry.PartnerIn(
+                        id=f"vt-{region}", connector_type="veiligthuis", name=f"Veilig Thuis {region} (simulator)",
+                        endpoint=f"{vt}/{region}/meldingen", identifiers={"region": region},
+                        routing={"gemeentecode": codes}), self.gw.registry.connectors["veiligthuis"].manifest,
+                        self.gw.box, system)
+                contacts = {HANDOVER_PARTNER: {"soort": "gemeente", "gemeentecode": "0363"},
+                            REQUESTER: {"soort": "politie", "werkgebied": ",".join(REGIONS["utrecht"])}}
+                for partner_id, identifiers in contacts.items():
+                    partner_registry.create(session, partner_registry.PartnerIn(
+                        id=partner_id, connector_type="police", name=f"{partner_id} (fictief)",
+                        endpoint=f"{police}/{partner_id}", identifiers=identifiers),
+                        self.gw.registry.connectors["police"].manifest, self.gw.box, system)
+                _, self.requester_token = create_token(session, "chaos-politie", "partner", partner_id=REQUESTER)
         grant_consent(self.gw, CONSENTING_CLIENT, partner_kind="webhook")
+        if with_plugins:
+            # Every fictional client but one consented to a warm handover to the municipality and to
+            # answers for the police unit; the melding goes on meldrecht, so needs no consent.
+            from schakel_care4 import fixtures
+
+            for client in fixtures.build()["clients"].values():
+                if client["id"] == _dossiers()[NO_BASIS_DOSSIER]["client_id"]:
+                    continue
+                subject = client["bsn"] or f"care4:{client['id']}"
+                grant_consent(self.gw, subject, partner_id=HANDOVER_PARTNER, purpose="warme_overdracht")
+                if client["bsn"]:
+                    grant_consent(self.gw, client["bsn"], partner_id=REQUESTER, purpose="informatieverstrekking")
         self.gateways = [ProcessServer(self.env, log=workdir / f"gateway-{i}.log") for i in range(processes)]
         stack.callback(self.stop_gateways)
         self.peak_rss_kib = 0
@@ -335,9 +443,35 @@ class World:
                 data = {"random": mix, "delay": 0.06}
             httpx.post(f"{sink.url}/_control", json=data, timeout=10).raise_for_status()
 
+    def control_simulators(self, mix: dict[str, float], delay: float) -> None:
+        """The plugins' partner simulators draw a fault by chance for every message they get."""
+        for simulator in self.simulators.values():
+            httpx.post(f"{simulator.url}/_control", json={"random": mix, "delay": delay},
+                       timeout=10).raise_for_status()
+
+    def seed_allocations(self, plan: list[Sent]) -> None:
+        """The allocations the run's WMO305/307 report on, written into the ECD before it starts:
+        one per message, ended (so no change request has to name them), under municipality 0384."""
+        assert self.care4 is not None
+        from schakel_care4.simulator import CLIENT_ID, CLIENT_SECRET
+
+        with httpx.Client(base_url=self.care4.url, timeout=60) as client:
+            token = client.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": CLIENT_ID,
+                                                      "client_secret": CLIENT_SECRET}).json()["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            for item in plan:
+                if item.connector.split(":")[0] in ("wmo305", "wmo307"):
+                    number = item.detail["allocation"]
+                    client.put(f"/clients/{item.detail['client_id']}/arrangements/{number}", headers=headers, json={
+                        "allocation_number": number, "product_category": "01", "product_code": "01A01",
+                        "start": "2023-01-01", "end": "2026-12-31", "municipality": "0384",
+                        "status": "beeindigd"}).raise_for_status()
+
     def heal_sinks(self) -> None:
         for sink in self.sinks.values():
             httpx.post(f"{sink.url}/_control", json={"mode": "ok"}, timeout=10).raise_for_status()
+        for simulator in self.simulators.values():
+            httpx.post(f"{simulator.url}/_control", json={"mode": "ok", "random": {}}, timeout=10).raise_for_status()
         if self.care4 is not None:
             httpx.post(f"{self.care4.url}/_control", json={}, timeout=10).raise_for_status()
         for outage in self.outages.values():
@@ -434,9 +568,96 @@ class World:
             effects: dict[str, str] = {}
             for client_id in sorted(set(_care4_clients().values())):
                 for arrangement in client.get(f"/clients/{client_id}/arrangements", headers=headers).json():
+                    if int(arrangement["allocation_number"]) >= SEEDED_ALLOCATIONS:
+                        continue  # written by the run itself, for its WMO305/307 (seed_allocations)
                     effects[f"{client_id}:{arrangement['allocation_number']}"] = arrangement["status"]
             stats = client.get("/_stats").json()
         return effects, stats
+
+    def plugin_effects(self) -> tuple[dict[str, collections.Counter[str]], dict[str, dict[str, Any]],
+                                      dict[str, dict[str, list[str]]]]:
+        """What the plugins' partners applied, per connector and counted by each message's logical
+        id (see the module's table), with each simulator's own counts, and per connector the
+        transport-independent ids each effect carried (a melding's kenmerk, an iWmo message's
+        BerichtIdentificatie), to hold against what the gateway said it sent."""
+        effects: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+        carried: dict[str, dict[str, list[str]]] = collections.defaultdict(lambda: collections.defaultdict(list))
+        stats: dict[str, dict[str, Any]] = {}
+        if "veiligthuis" in self.simulators:
+            found = httpx.get(f"{self.simulators['veiligthuis'].url}/_received", timeout=120).json()
+            for item in found["items"]:
+                connector = f"veiligthuis:vt-{item['region']}"
+                reference = _melding_reference(item["xml"])
+                effects[connector][reference] += 1
+                carried[connector][reference].append(item["kenmerk"])
+            stats["veiligthuis"] = {"unique": len(found["items"]), "duplicates": found["duplicates"],
+                                    "requests": found["requests"]}
+        if "police" in self.simulators:
+            found = httpx.get(f"{self.simulators['police'].url}/_received", timeout=120).json()
+            for item in found["notifications"]:
+                handover_id = item["notification"]["resourceUrl"].rstrip("/").rsplit("/", 1)[-1]
+                effects[f"overdracht:{item['partner']}"][handover_id] += 1
+            for item in found["answers"]:
+                effects[f"informatieverzoek:{item['partner']}"][item["answer"]["verzoek_kenmerk"]] += 1
+            stats["police"] = {"unique": len(found["notifications"]) + len(found["answers"]),
+                               "duplicates": found["duplicates"]}
+        if "municipality" in self.simulators:
+            found = httpx.get(f"{self.simulators['municipality'].url}/_received", timeout=120).json()
+            for item in found["items"]:
+                connector = f"{item['bericht'].lower()}:{MUNICIPALITY}"
+                for logical_id in _iwmo_logical_ids(item["bericht"], item["xml"]):
+                    effects[connector][logical_id] += 1
+                    carried[connector][logical_id].append(item["identificatie"])
+            # Every repeat of an identification it already had was answered 9056, not applied.
+            stats["municipality"] = {"unique": len(found["items"]), "duplicates": found["duplicates"]}
+        return dict(effects), stats, {k: dict(v) for k, v in carried.items()}
+
+
+_REFERENCE = re.compile(r"chaos-\d+-\d{6}")
+
+
+def _melding_reference(xml: str) -> str:
+    """The run's reference the worker wrote in a melding's remarks (``<Opmerkingen>``)."""
+    from lxml import etree
+
+    from schakel_veiligthuis.melding import NAMESPACE
+
+    remarks = etree.fromstring(xml.encode()).findtext(f"{{{NAMESPACE}}}Opmerkingen") or ""
+    found = _REFERENCE.search(remarks)
+    return found.group(0) if found else f"(no reference: {remarks[:40]!r})"
+
+
+def _iwmo_logical_ids(bericht: str, xml: str) -> set[str]:
+    """What an outbound iWmo message is about: the allocations a 305/307 reports on, the
+    ReferentieAanbieder of a 315 (its products' ``<base>-<n>``, as one) or a 317."""
+    from lxml import etree
+
+    from schakel_wmo import iwmo
+
+    root = etree.fromstring(xml.encode())
+    ns = {"m": iwmo.namespace(bericht)}
+    if bericht in ("WMO305", "WMO307"):
+        kind = "Start" if bericht == "WMO305" else "Stop"
+        return {(e.text or "").strip() for e in root.iterfind(f".//m:{kind}Product/m:ToewijzingNummer", ns)}
+    if bericht == "WMO315":
+        return {(e.text or "").strip().rsplit("-", 1)[0]
+                for e in root.iterfind(".//m:AangevraagdProduct/m:ReferentieAanbieder", ns)}
+    return {(e.text or "").strip() for e in root.iterfind(".//m:Verzoek/m:ReferentieAanbieder", ns)}
+
+
+def _dossiers() -> dict[str, dict[str, Any]]:
+    """The fictional dossiers of the Care4 simulator, with the VT region and BSN of each."""
+    from schakel_care4 import fixtures
+
+    data = fixtures.build()
+    found = {}
+    for dossier_id, dossier in data["dossiers"].items():
+        client = data["clients"][dossier["client_id"]]
+        household = data["households"][dossier["household_id"]]
+        code = household["gemeentecode"] if household["children"] else client["address"]["gemeentecode"]
+        region = next(r for r, codes in fixtures.REGIONS.items() if code in codes)
+        found[dossier_id] = {"client_id": client["id"], "bsn": client["bsn"], "region": region}
+    return found
 
 
 def effects_by_reference(sink_url: str) -> collections.Counter[str]:
@@ -451,6 +672,7 @@ def _reason_kind(reason: str) -> str:
     """A failure reason without its numbers, so reasons can be counted by kind."""
     if reason.startswith("gave up after"):
         return "gave up: " + _reason_kind(reason.split(": ", 1)[1]) if ": " in reason else "gave up"
+    reason = re.sub(r"after \d+ failed attempts", "after N failed attempts", reason)
     return re.sub(r"\d+(\.\d+)? s\b", "N s", reason)
 
 
@@ -483,11 +705,53 @@ class Submitter:
             return (f"/api/v1/routes/{WEBHOOK_ROUTE}/messages",
                     {"Authorization": f"Bearer {self.world.worker_token}", "Idempotency-Key": f"k-{sent.logical_id}"},
                     body)
+        if kind in PLUGIN_KINDS:
+            return self._plugin_request(kind, sent)
         assert self._wmo_template is not None
         bsn, allocation = sent.logical_id.split(":")[2:]
         xml = _wmo301(self._wmo_template, f"{sent.index + 1:012d}", bsn, allocation)
         return ("/partners/wmo/berichten",
                 {"Authorization": f"Bearer {self.world.municipality_token}", "Content-Type": "application/xml"}, xml)
+
+    def _plugin_request(self, kind: str, sent: Sent) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """A worker's request to one of the plugins' endpoints (or, for an information request, the
+        police unit's), built from fictional dossiers; the same body and key on every try."""
+        detail, reference = sent.detail, sent.detail["reference"]
+        worker = {"Authorization": f"Bearer {self.world.worker_token}", "Idempotency-Key": f"k-{reference}"}
+        remark = f"Chaos-run {reference} (fictief)."
+        if kind == "veiligthuis":
+            answers: dict[str, Any] = {
+                "meldcode_steps": [1, 2, 3, 4, 5],
+                "weighing": {"vermoeden": True, "onveiligheid": True, "hulp_mogelijk": False, "hulp_aanvaard": False,
+                             "hulp_leidt_tot_veiligheid": False, "toelichting": "Acute onveiligheid (fictief)."},
+                "decision": "melden bij Veilig Thuis", "remarks": remark}
+            if sent.expect_refusal:  # her consent is the basis named, and she never gave it
+                answers |= {"legal_basis": "toestemming", "client_informed": True}
+            else:
+                answers |= {"legal_basis": "meldrecht", "client_informed": False, "exception": "gevaar_kind_of_gezin"}
+            return "/api/v1/veiligthuis/meldingen", worker, {"dossier_id": detail["dossier_id"], "answers": answers}
+        if kind == "overdracht":
+            return "/api/v1/police/overdrachten", worker, {"dossier_id": detail["dossier_id"],
+                                                           "partner_id": HANDOVER_PARTNER, "toelichting": remark}
+        if kind == "informatieverzoek":
+            return ("/partners/police/informatieverzoeken", {"Authorization": f"Bearer {self.world.requester_token}"},
+                    {"versie": "1.0", "kenmerk": reference, "bsn": detail["bsn"], "grondslag": "toestemming",
+                     "doel": "Afstemming van de hulp na een incident (fictief, chaos run).",
+                     "gevraagd": ["hulpverlening", "contactpersoon"]})
+        path = WMO_OUTBOUND[kind][0]
+        dossier_id = detail["dossier_id"]
+        if kind in ("wmo305", "wmo307"):
+            body: dict[str, Any] = {"dossier_id": dossier_id, "allocation_numbers": [detail["allocation"]],
+                                    "begindatum": "2023-02-01"}
+            if kind == "wmo307":
+                body |= {"einddatum": "2023-12-31", "reden": "19"}
+            return path, worker, body
+        product = {"product_category": "01", "product_code": "01A01", "start": "2024-01-01", "end": "2024-12-31",
+                   "volume": 10, "unit": "01", "frequency": "4"}
+        if kind == "wmo315":
+            return path, worker, {"dossier_id": dossier_id, "gemeentecode": "0384", "products": [product],
+                                  "verwijzer": {"type": "01", "naam": "Wmo-consulent"}, "commentaar": remark}
+        return path, worker, {"dossier_id": dossier_id, "gemeentecode": "0384", "reden": "1", "new": [product]}
 
     def submit(self, sent: Sent) -> Sent:
         path, headers, body = self.request(sent)
@@ -512,7 +776,9 @@ class Submitter:
                 sent.outcome = "acknowledged" if codes and set(codes) == {b"0200"} else "refused"
             elif response.status_code == 202:
                 sent.outcome = "acknowledged"
-                sent.exchange_id = response.json()["exchange_id"]
+                answer = response.json()
+                sent.exchange_id = answer["exchange_id"]
+                sent.answer = {k: answer[k] for k in ("identificatie", "referentie_aanbieder") if answer.get(k)}
             elif response.status_code == 403 and response.json().get("type") == "/problems/refused":
                 sent.outcome = "refused"
                 sent.exchange_id = response.json().get("exchange_id")
@@ -727,25 +993,94 @@ class ChaosConfig:
     late_delay: float = 3.0
     submitters: int = 16
     wmo: bool = True
+    plugins: bool = True  # Veilig Thuis, police and municipality contacts, outbound iWmo
     workdir: Path | None = None
     database_url: str | None = None  # PostgreSQL: a fresh, empty database
 
 
-def _plan(config: ChaosConfig, with_wmo: bool) -> list[Sent]:
+def _plan(config: ChaosConfig, with_wmo: bool, with_plugins: bool = False) -> list[Sent]:
     rng = random.Random(config.seed)
-    mix = {k: v for k, v in MIX.items() if with_wmo or not k.startswith("wmo301")}
+    mix = {k: v for k, v in MIX.items() if (with_wmo or not k.startswith("wmo301"))
+           and (with_plugins or k.split(":")[0] not in PLUGIN_KINDS)}
     names, weights = list(mix), list(mix.values())
     bsns = sorted(_care4_clients()) if with_wmo else []
+    dossiers = _dossiers() if with_plugins else {}
+    no_basis = dossiers.get(NO_BASIS_DOSSIER, {})
+    consenting = [d for d in sorted(dossiers) if d != NO_BASIS_DOSSIER]  # every other client consented
+    with_bsn = [d for d in consenting if dossiers[d]["bsn"]]  # iWmo names a client by BSN
     run = f"{config.seed}"
     plan = []
     for i in range(config.count):
         connector = rng.choices(names, weights)[0]
-        if connector.startswith("wmo301"):
+        kind, target = connector.split(":", 1)
+        reference = f"chaos-{run}-{i:06d}"
+        if kind == "wmo301":
             bsn = bsns[i % len(bsns)]
             plan.append(Sent(i, connector, f"{run}:{i}:{bsn}:{100000 + i}"))
+        elif kind not in PLUGIN_KINDS:
+            plan.append(Sent(i, connector, reference))
         else:
-            plan.append(Sent(i, connector, f"chaos-{run}-{i:06d}"))
+            # Messages without a basis are judged at the partner they would have reached.
+            refuse = target == "no-basis"
+            item = Sent(i, connector, reference, expect_refusal=refuse, detail={"reference": reference})
+            if kind == "veiligthuis":
+                region = no_basis["region"] if refuse else target.removeprefix("vt-")
+                in_region = [d for d in sorted(dossiers) if dossiers[d]["region"] == region]
+                item.connector = f"veiligthuis:vt-{region}"
+                item.detail["dossier_id"] = NO_BASIS_DOSSIER if refuse else in_region[i % len(in_region)]
+            elif kind == "overdracht":
+                item.connector = f"overdracht:{HANDOVER_PARTNER}"
+                item.detail["dossier_id"] = NO_BASIS_DOSSIER if refuse else consenting[i % len(consenting)]
+                item.logical_id = f"handover-of-{reference}"  # its own id, once the gateway has made it
+            elif kind == "informatieverzoek":
+                item.connector = f"informatieverzoek:{REQUESTER}"
+                item.detail["bsn"] = no_basis["bsn"] if refuse else dossiers[with_bsn[i % len(with_bsn)]]["bsn"]
+            else:  # outbound iWmo
+                dossier_id = with_bsn[i % len(with_bsn)]
+                item.detail |= {"dossier_id": dossier_id, "client_id": dossiers[dossier_id]["client_id"]}
+                if kind in ("wmo305", "wmo307"):
+                    item.detail["allocation"] = item.logical_id = str(SEEDED_ALLOCATIONS + i)
+                else:
+                    item.logical_id = f"request-of-{reference}"  # its ReferentieAanbieder, once chosen
+            plan.append(item)
     return plan
+
+
+def _adopt_gateway_ids(plan: list[Sent]) -> None:
+    """Where the gateway chooses a message's identity, the run learns it from the answer: a
+    handover is its exchange (its address ends in it), a WMO315/317 its ReferentieAanbieder."""
+    for item in plan:
+        kind = item.connector.split(":")[0]
+        if kind == "overdracht" and item.exchange_id:
+            item.logical_id = item.exchange_id
+        elif kind in ("wmo315", "wmo317") and item.answer.get("referentie_aanbieder"):
+            item.logical_id = item.answer["referentie_aanbieder"]
+
+
+def _identity_checks(plan: list[Sent], carried: dict[str, dict[str, list[str]]]) -> dict[str, Any]:
+    """What the partner received must be the message the gateway said it made: a melding's
+    ``<Kenmerk>`` its exchange, an iWmo message's BerichtIdentificatie the one the worker was told.
+    (A gateway that rebuilt a message on a retry would keep the effect count right and fail here.)"""
+    found: dict[str, Any] = {"kenmerk_not_its_exchange": 0, "identificatie_not_as_told": 0, "examples": []}
+    for item in plan:
+        if item.outcome != "acknowledged":
+            continue
+        kind = item.connector.split(":")[0]
+        ids = carried.get(item.connector, {}).get(item.logical_id, [])
+        if kind == "veiligthuis":
+            wrong = [i for i in ids if i != item.exchange_id]
+            name = "kenmerk_not_its_exchange"
+        elif kind in WMO_OUTBOUND and item.answer.get("identificatie"):
+            wrong = [i for i in ids if i != item.answer["identificatie"]]
+            name = "identificatie_not_as_told"
+        else:
+            continue
+        if wrong:
+            found[name] += 1
+            if len(found["examples"]) < 5:
+                found["examples"].append({"connector": item.connector, "logical_id": item.logical_id,
+                                          "exchange_id": item.exchange_id, "received": wrong})
+    return found
 
 
 def _care4_faults(url: str, rng: random.Random, stop: threading.Event, log_: list[dict[str, Any]]) -> None:
@@ -783,16 +1118,21 @@ def chaos(config: ChaosConfig) -> dict[str, Any]:
         "kills_planned": config.kills, "seed": config.seed,
         "settings": {"retry_scale": config.retry_scale, "lease_seconds": config.lease_seconds,
                      "attempt_deadline_seconds": config.attempt_deadline, "late_answer_after_s": config.late_delay,
-                     "outage_seconds": config.outage_seconds, "retry_policy": "standard (12 attempts)"},
+                     "outage_seconds": config.outage_seconds,
+                     "retry_policy": "each route's own: webhook notices and handovers standard (12 attempts), "
+                                     "meldingen and answers to information requests urgent (40), iWmo and ECD "
+                                     "writes patient (60)"},
         "faults": {"every_webhook_partner": BASE_FAULTS, **{k: v for k, v in WEBHOOK_PARTNERS.items() if v},
                    "wijkteam-uitval": f"connections refused for {config.outage_seconds:g} s",
                    GONE_PARTNER: "connections refused, always",
-                   "care4-ecd": "each second: 25 % chance of three 500s, 10 % chance of a 0.5 s stall of 2.5 s answers"},
+                   "care4-ecd": "each second: 25 % chance of three 500s, 10 % chance of a 0.5 s stall of 2.5 s answers",
+                   **({"veiligthuis, police, municipality simulators": PLUGIN_FAULTS} if config.plugins else {})},
         "connectors_left_out": {
-            "veiligthuis": "a melding is built by the worker's wizard from a dossier (meldcode steps, weighing); "
-                           "not driven at volume here",
-            "police": "being rebuilt by another engineer during this work",
-            "wmo (outbound 305/307/315/317)": "built from ECD allocations by worker endpoints; not driven here",
+            "veiligthuis feedback": "the regions' receipts and decisions coming back into the dossier (their "
+                                    "callbacks are off in the run)",
+            "police in": "huisverbod notices and zorgmeldingen becoming referrals in the ECD; the municipality "
+                         "fetching an announced handover and confirming its receipt",
+            "wmo in": "WMO316/319 answers on our requests, ondersteuningsplannen, batch imports",
         },
         "effects_counted_by": {
             "webhook": "the notice's reference, once per record the sink kept (it keeps one per Idempotency-Key)",
@@ -802,15 +1142,30 @@ def chaos(config: ChaosConfig) -> dict[str, Any]:
                                 "ended or superseded (delivered with nothing written, and the gateway saying so). "
                                 "The write is a PUT by allocation number, idempotent by design: a repeated write "
                                 "cannot show as a second effect, so duplicated is not observable here",
+            "veiligthuis": "the run's reference in the melding's remarks (<Opmerkingen>), once per melding the "
+                           "region kept (it keeps one per Idempotency-Key); its <Kenmerk> must be its exchange",
+            "overdracht": "the handover's id at the end of the notification's resourceUrl, once per notification "
+                          "the municipality kept (one per Idempotency-Key)",
+            "informatieverzoek": "the request's kenmerk (verzoek_kenmerk in the answer), once per answer the police "
+                                 "unit kept (one per Idempotency-Key)",
+            "wmo305/307/315/317": "the allocation a 305/307 reports on, the ReferentieAanbieder of a 315/317, once "
+                                  "per message the municipality accepted (it refuses an identification it has "
+                                  "with 9056); the BerichtIdentificatie must be the one the worker was told",
         },
         "workdir": str(workdir),
     }
     if not with_wmo:
         report["connectors_left_out"]["wmo301 -> care4"] = f"official WMO301 example not found at {WMO301_EXAMPLE}"
-    plan = _plan(config, with_wmo)
+    if not config.plugins:
+        report["connectors_left_out"]["veiligthuis, police, wmo outbound"] = "left out of this run (plugins=False)"
+    plan = _plan(config, with_wmo, config.plugins)
     with ExitStack() as stack:
-        world = World(workdir, database_url, config.processes, extra_env, stack, with_wmo=with_wmo)
+        world = World(workdir, database_url, config.processes, extra_env, stack, with_wmo=with_wmo,
+                      with_plugins=config.plugins)
         world.control_sinks(BASE_FAULTS, config.late_delay)
+        if config.plugins:
+            world.seed_allocations(plan)
+            world.control_simulators(PLUGIN_FAULTS, config.late_delay)
         world.start_gateways()
         log(f"{config.count} exchanges, {config.backend}, {config.processes} process(es), {config.kills} kills; "
             f"workdir {workdir}")
@@ -913,6 +1268,13 @@ def chaos(config: ChaosConfig) -> dict[str, Any]:
         for item in plan:
             if item.connector == "webhook:no-basis":
                 item.connector, item.expect_refusal = "webhook:wijkteam-storing", True
+        plugin_stats: dict[str, dict[str, Any]] = {}
+        identity: dict[str, Any] = {}
+        if world.simulators:
+            plugin_effects, plugin_stats, carried = world.plugin_effects()
+            effects.update(plugin_effects)
+            _adopt_gateway_ids(plan)
+            identity = _identity_checks(plan, carried)
         audit_result = world.audit_verify()
         result = check(plan, effects, exchanges, synced)
         report.update({
@@ -924,14 +1286,17 @@ def chaos(config: ChaosConfig) -> dict[str, Any]:
             "care4_faults_injected": dict(collections.Counter(f["fault"] for f in care4_log)),
             "peak_rss_mib": round(world.peak_rss_kib / 1024, 1),
             "partner_stats": {**{f"webhook:{k}": v for k, v in sink_stats.items()},
-                              **({"wmo301:care4-ecd": care4_stats} if care4_stats else {})},
+                              **({"wmo301:care4-ecd": care4_stats} if care4_stats else {}),
+                              **{f"simulator:{k}": v for k, v in plugin_stats.items()}},
+            "identity_checks": identity,
             "submissions": {"tries": sum(s.tries for s in plan),
                             "interrupted": sum(s.indeterminate for s in plan)},
             "audit": audit_result,
             "check": result,
         })
         report["valid"] = bool(result["verdict"]["valid"] and audit_result["ok"] and not timed_out
-                               and len(kills) == config.kills)
+                               and len(kills) == config.kills
+                               and not any(v for k, v in identity.items() if not k.endswith("examples")))
         log(f"verdict {json.dumps(result['verdict'])}; audit {'intact' if audit_result['ok'] else 'BROKEN'} "
             f"({audit_result['entries']} entries); {report['seconds']}")
     return report
@@ -1203,7 +1568,7 @@ def render(data: dict[str, Any], scenario: str | None = None) -> str:
             for connector, c in r["check"]["connectors"].items():
                 failures = "; ".join(f"{k}: {n}" for k, n in c["attempt_failures"].items()) or "none"
                 lines.append(f"| {connector} | {c.get('sent', 0)} | {c.get('acknowledged', 0)} | {c.get('delivered', 0)} "
-                             f"| {c['lost']} | {c['duplicated'] if not connector.startswith('wmo') else 'n/o'} "
+                             f"| {c['lost']} | {c['duplicated'] if not connector.startswith('wmo301') else 'n/o'} "
                              f"| {c['unexpected']} | {c['recovered']} | {c.get('survived_a_kill', 0)} "
                              f"| {c['dead_with_reason']} | {c.get('refused', 0)} | {failures} |")
             for connector, c in r["check"]["connectors"].items():
@@ -1213,7 +1578,7 @@ def render(data: dict[str, Any], scenario: str | None = None) -> str:
                               f"{c['newest_not_in_force']} allocations; an older allocation left in force next to a "
                               f"newer one: {c['older_left_in_force']}."]
             absorbed = ", ".join(f"{k.split(':', 1)[1]} {v['duplicates']}" for k, v in r["partner_stats"].items()
-                                 if k.startswith("webhook"))
+                                 if k.startswith(("webhook", "simulator")))
             lines += ["", "Kills: " + "; ".join(f"at {k['at_s']} s ({k['sending_at_kill']} attempts in flight, "
                                                  f"back in {k['restart_s']} s)" for k in r["kills"]) + ".",
                       f"Submissions: {r['submissions']['tries']} requests for {r['count']} messages, "
@@ -1221,9 +1586,16 @@ def render(data: dict[str, Any], scenario: str | None = None) -> str:
                       f"restarted, or cut off by a kill) and sent again with the same key; "
                       f"{r['check']['totals'].get('acknowledged_by_replay', 0)} of the repeats were answered from "
                       f"the stored result of a request that had committed.",
-                      f"Repeats the webhook partners absorbed by Idempotency-Key: {absorbed}. "
+                      f"Repeats the partners absorbed (by Idempotency-Key; the municipality by "
+                      f"BerichtIdentificatie, answering 9056): {absorbed}. "
                       f"Peak resident memory of a gateway process: "
                       f"{r['peak_rss_mib']} MiB."]
+            identity = r.get("identity_checks")
+            if identity:
+                lines.append(f"What the partners received was the message the gateway said it made: melding "
+                             f"kenmerk not its exchange {identity['kenmerk_not_its_exchange']} times, iWmo "
+                             f"BerichtIdentificatie not the one the worker was told "
+                             f"{identity['identificatie_not_as_told']} times.")
     if drains:
         lines += [""] if lines else []
         lines += ["| run | backlog | policy | scale | outage | retry work | dead at return "

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from tests.chaos import (
-    GONE_PARTNER, WMO301_EXAMPLE, ChaosConfig, DrainConfig, Sent, chaos, check, drain, effects_by_reference,
+    GONE_PARTNER, HANDOVER_PARTNER, MUNICIPALITY, REQUESTER, WMO301_EXAMPLE, ChaosConfig, DrainConfig, Sent,
+    _iwmo_logical_ids, _melding_reference, chaos, check, drain, effects_by_reference,
 )
 
 # --- the checker can fail -------------------------------------------------------------------------------
@@ -113,7 +114,27 @@ def test_effects_are_counted_by_the_message_not_by_its_transport_key(sink):
     assert result["verdict"]["duplicated"] == 1
 
 
+def test_plugin_effects_are_read_from_the_message_itself():
+    # A melding names the run's reference in its remarks; an iWmo message its allocation or request.
+    melding = ("<?xml version='1.0' encoding='UTF-8'?><Melding xmlns='urn:schakel:veiligthuis:melding:1'>"
+               "<Kenmerk>x-1</Kenmerk><Opmerkingen>Chaos-run chaos-7513-000042 (fictief).</Opmerkingen></Melding>")
+    assert _melding_reference(melding) == "chaos-7513-000042"
+    if WMO301_EXAMPLE.exists():
+        examples = WMO301_EXAMPLE.parent
+        assert _iwmo_logical_ids("WMO305", (examples / "WMO305.xml").read_text()) == {"300201", "300202"}
+        assert _iwmo_logical_ids("WMO317", (examples / "WMO317.xml").read_text()) == {"9003"}
+        # The products of one of our 315s share its reference (``<base>-<n>``): one request, one effect.
+        ours = ((examples / "WMO315.xml").read_text().replace(">42420001<", ">0123abcd-1<")
+                .replace(">42420002<", ">0123abcd-2<"))
+        assert _iwmo_logical_ids("WMO315", ours) == {"0123abcd"}
+
+
 # --- the chaos run ------------------------------------------------------------------------------------
+
+PLUGIN_CONNECTORS = {"veiligthuis:vt-amsterdam-amstelland", "veiligthuis:vt-utrecht", f"overdracht:{HANDOVER_PARTNER}",
+                     f"informatieverzoek:{REQUESTER}", f"wmo305:{MUNICIPALITY}", f"wmo307:{MUNICIPALITY}",
+                     f"wmo315:{MUNICIPALITY}", f"wmo317:{MUNICIPALITY}"}
+
 
 
 def assert_survived(report: dict) -> None:
@@ -129,7 +150,7 @@ def assert_survived(report: dict) -> None:
     assert len(report["kills"]) == report["kills_planned"]
     assert report["valid"]
     expected = {"webhook:wijkteam-storing", "webhook:wijkteam-druppel", "webhook:wijkteam-reset",
-                "webhook:wijkteam-uitval", f"webhook:{GONE_PARTNER}"}
+                "webhook:wijkteam-uitval", f"webhook:{GONE_PARTNER}", *PLUGIN_CONNECTORS}
     if WMO301_EXAMPLE.exists():
         expected.add("wmo301:care4-ecd")
     assert expected <= set(connectors)
@@ -139,8 +160,10 @@ def assert_survived(report: dict) -> None:
     gone = connectors[f"webhook:{GONE_PARTNER}"]
     assert gone["dead_with_reason"] == gone["acknowledged"]
     assert all(c["dead_with_reason"] == 0 for n, c in connectors.items() if n != f"webhook:{GONE_PARTNER}")
-    # Notices without a basis were refused, and none arrived.
-    assert connectors["webhook:wijkteam-storing"]["refused"] > 0
+    # Notices, meldingen, handovers and information requests without a basis were refused, and none arrived.
+    for name in ("webhook:wijkteam-storing", "veiligthuis:vt-utrecht", f"overdracht:{HANDOVER_PARTNER}",
+                 f"informatieverzoek:{REQUESTER}"):
+        assert connectors[name]["refused"] > 0, name
     # The faults happened.
     failures = collections.Counter()
     for counts in connectors.values():
@@ -149,6 +172,22 @@ def assert_survived(report: dict) -> None:
     assert failures["no complete answer within N s (outcome unknown)"] > 0  # late and trickled answers
     assert connectors["webhook:wijkteam-reset"]["attempt_failures"].get("transport error: RemoteProtocolError", 0) > 0
     assert connectors["webhook:wijkteam-uitval"]["attempt_failures"].get("transport error: ConnectError", 0) > 0
+    # Every plugin's partner injected its faults too (counted per simulator: a connector of a few
+    # dozen messages may draw none of the rarer ones).
+    for simulator in (("veiligthuis:",), ("overdracht:", "informatieverzoek:"), ("wmo305:", "wmo307:", "wmo315:",
+                                                                                "wmo317:")):
+        seen = collections.Counter()
+        for name, counts in connectors.items():
+            if name.startswith(simulator):
+                seen.update(counts["attempt_failures"])
+        assert seen["HTTP 500 from partner"] > 0, (simulator, seen)
+    plugin_failures = collections.Counter()
+    for name in PLUGIN_CONNECTORS:
+        plugin_failures.update(connectors[name]["attempt_failures"])
+    assert plugin_failures["no complete answer within N s (outcome unknown)"] > 0, plugin_failures
+    assert plugin_failures["transport error: RemoteProtocolError"] > 0, plugin_failures
+    assert report["identity_checks"]["kenmerk_not_its_exchange"] == 0, report["identity_checks"]
+    assert report["identity_checks"]["identificatie_not_as_told"] == 0, report["identity_checks"]
     assert result["totals"]["survived_a_kill"] > 0  # a kill landed mid-delivery
     assert verdict["recovered"] > 0
     absorbed = sum(stats.get("duplicates", 0) for name, stats in report["partner_stats"].items()

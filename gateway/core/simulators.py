@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from starlette.responses import StreamingResponse
 
 
 @dataclass(frozen=True)
@@ -38,12 +41,16 @@ class Simulator:
 @dataclass
 class Faults:
     """The fault switch every simulator shares: ``mode`` holds for ``count`` more requests (or,
-    with no count, until changed), then the simulator is healthy again."""
+    with no count, until changed), then the simulator is healthy again. For the chaos run,
+    ``random`` (``{"status_500": 0.1, "late": 0.05, "reset": 0.05}``) instead draws a fault by
+    chance for every request, from a seeded generator so a run can be repeated."""
 
     mode: str = "ok"
     status: int = 503
     count: int | None = None
     delay: float = 1.0
+    random: dict[str, float] = field(default_factory=dict)
+    rng: random.Random = field(default_factory=lambda: random.Random(7513))
 
     def next(self) -> str:
         if self.mode == "ok":
@@ -55,8 +62,39 @@ class Faults:
             self.count -= 1
         return self.mode
 
+    def draw(self) -> str:
+        """The fault for this request: by chance when ``random`` is set, else the switch's mode.
+        ``status`` or ``status_<n>`` answer an error without applying; ``reset`` drops the
+        connection without applying; ``late`` applies, then answers after ``delay`` seconds."""
+        if self.random:
+            roll = self.rng.random()
+            for name, chance in self.random.items():
+                if roll < chance:
+                    return name
+                roll -= chance
+            return "ok"
+        return self.next()
+
+    def status_of(self, fault: str) -> int:
+        """The HTTP status a ``status`` / ``status_<n>`` fault answers with."""
+        return int(fault.split("_", 1)[1]) if "_" in fault else self.status
+
     def set(self, data: dict[str, Any]) -> None:
         self.mode = data.get("mode", "ok")
         self.status = int(data.get("status", 503))
         self.count = data.get("count")
         self.delay = float(data.get("delay", 1.0))
+        self.random = dict(data.get("random") or {})
+
+
+class _Reset(Exception):
+    """Raised once the answer has started, so the server drops the connection mid-answer."""
+
+
+def dropped_connection() -> StreamingResponse:
+    """An answer that never comes: the connection is dropped after the request was read."""
+    async def broken() -> Any:
+        raise _Reset()
+        yield b""  # pragma: no cover - makes this an async generator
+
+    return StreamingResponse(broken(), media_type="application/json")

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from gateway.core.simulators import Faults
+from gateway.core.simulators import Faults, dropped_connection
 
 
 @dataclass
@@ -33,29 +32,13 @@ class SinkState:
     duplicates: int = 0
     requests: int = 0
     faults: Faults = field(default_factory=Faults)
-    random: dict[str, float] = field(default_factory=dict)
     echo: bool = False
-    rng: random.Random = field(default_factory=lambda: random.Random(7513))
-
-
-class _Reset(Exception):
-    """Raised after the response started, so the server drops the connection mid-answer."""
 
 
 def create_app() -> FastAPI:
     app = FastAPI(title="Webhook partner simulator", docs_url=None, redoc_url=None)
     state = SinkState()
     app.state.sink = state
-
-    def _fault() -> str:
-        if state.random:
-            roll = state.rng.random()
-            for name, chance in state.random.items():
-                if roll < chance:
-                    return name
-                roll -= chance
-            return "ok"
-        return state.faults.next()
 
     def _apply(key: str, body: bytes, request: Request) -> bool:
         if key in state.received:
@@ -78,19 +61,15 @@ def create_app() -> FastAPI:
         key = request.headers.get("Idempotency-Key")
         if not key:
             return JSONResponse({"error": "Idempotency-Key required"}, status_code=400)
-        fault = _fault()
+        fault = state.faults.draw()
         if fault.startswith("status"):
-            status = int(fault.split("_", 1)[1]) if "_" in fault else state.faults.status
+            status = state.faults.status_of(fault)
             answer: dict[str, Any] = {"error": "simulated"}
             if state.echo:  # a careless partner quoting the message back in its error
                 answer["request"] = body.decode("utf-8", "replace")
             return JSONResponse(answer, status_code=status)
         if fault == "reset":
-            async def broken() -> Any:
-                raise _Reset()
-                yield b""  # pragma: no cover - makes this an async generator
-
-            return StreamingResponse(broken(), media_type="application/json")
+            return dropped_connection()
         fresh = _apply(key, body, request)
         answer = {"received": True, "duplicate": not fresh}
         if fault == "late":
@@ -110,7 +89,6 @@ def create_app() -> FastAPI:
     async def control(request: Request) -> dict[str, Any]:
         data = await request.json()
         state.faults.set(data)
-        state.random = dict(data.get("random") or {})
         state.echo = bool(data.get("echo", False))
         return {"mode": state.faults.mode, "count": state.faults.count}
 
@@ -125,7 +103,7 @@ def create_app() -> FastAPI:
     @app.post("/_reset")
     async def reset() -> dict[str, str]:
         fresh = SinkState()
-        for name in ("received", "duplicates", "requests", "faults", "random", "echo", "rng"):
+        for name in ("received", "duplicates", "requests", "faults", "echo"):
             setattr(state, name, getattr(fresh, name))
         return {"status": "reset"}
 

@@ -15,7 +15,14 @@ the demo::
 
     {"gateway_url": "http://127.0.0.1:8000", "tokens": {"gemeente-amsterdam": "sk_..."}}
     {"mode": "status", "status": 503, "count": 2}          fail the next 2 deliveries to us
+    {"mode": "late", "delay": 5, "count": 1}               take the next one, answer after 5 s
+    {"mode": "reset", "count": 1}                          drop the connection, not taking it
+    {"random": {"status_500": 0.1, "late": 0.05, "reset": 0.05}, "delay": 3}
+                                                          those faults by chance, for every delivery
+                                                          to us (the chaos run); {"random": {}}: off
     {"fetch": false} / {"acknowledge": false}             receive notifications but do not follow up
+
+Without a fault set, every partner here behaves.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
-from gateway.core.simulators import Faults
+from gateway.core.simulators import Faults, dropped_connection
 
 SENDABLE = ("huisverboden", "zorgmeldingen", "informatieverzoeken")
 
@@ -101,17 +108,27 @@ def create_app() -> FastAPI:
                     pass
                 await asyncio.sleep(min(0.05 * 2 ** attempt, 2))
 
-    def fresh(request: Request) -> bool | JSONResponse:
+    def fresh(request: Request) -> tuple[bool, str] | Response:
+        """Whether this delivery is new (by its key), and the fault to answer it with after taking
+        it; or the answer itself where the fault means it is not taken at all."""
         key = request.headers.get("Idempotency-Key")
         if not key:
             return JSONResponse({"error": "Idempotency-Key required"}, status_code=400)
-        if state.faults.next() == "status":
-            return JSONResponse({"error": "simulated"}, status_code=state.faults.status)
+        fault = state.faults.draw()
+        if fault.startswith("status"):
+            status = state.faults.status_of(fault)
+            return JSONResponse({"error": "simulated"}, status_code=status)
+        if fault == "reset":
+            return dropped_connection()
         if key in state.keys:
             state.duplicates += 1
-            return False
+            return False, fault
         state.keys.add(key)
-        return True
+        return True, fault
+
+    async def answer_late(fault: str) -> None:
+        if fault == "late":  # taken, but the answer comes after the caller stopped waiting
+            await asyncio.sleep(state.faults.delay)
 
     @app.post("/{partner}/notificaties")
     async def notify(partner: str, request: Request) -> Response:
@@ -120,22 +137,26 @@ def create_app() -> FastAPI:
         except ValidationError as exc:
             return JSONResponse({"error": "not a Notificaties API body",
                                  "fields": [".".join(map(str, e["loc"])) for e in exc.errors()]}, status_code=400)
-        first = fresh(request)
-        if isinstance(first, JSONResponse):
-            return first
+        checked = fresh(request)
+        if isinstance(checked, Response):
+            return checked
+        first, fault = checked
         if first:
             state.notifications.append({"partner": partner, "notification": notification.model_dump(mode="json"),
                                         "authorization": request.headers.get("Authorization")})
             later(follow(partner, notification))
+        await answer_late(fault)
         return Response(status_code=204)
 
     @app.post("/{partner}/informatieverzoeken/antwoorden")
-    async def answer(partner: str, request: Request) -> JSONResponse:
-        first = fresh(request)
-        if isinstance(first, JSONResponse):
-            return first
+    async def answer(partner: str, request: Request) -> Response:
+        checked = fresh(request)
+        if isinstance(checked, Response):
+            return checked
+        first, fault = checked
         if first:
             state.answers.append({"partner": partner, "answer": await request.json()})
+        await answer_late(fault)
         return JSONResponse({"ontvangen": True}, status_code=200)
 
     @app.post("/{partner}/_send/{what}")
@@ -151,7 +172,7 @@ def create_app() -> FastAPI:
     @app.post("/_control")
     async def control(request: Request) -> dict[str, Any]:
         data = await request.json()
-        if "mode" in data:
+        if "mode" in data or "random" in data:  # the other keys leave the faults as they are
             state.faults.set(data)
         for name in ("gateway_url", "tokens", "fetch", "acknowledge"):
             if name in data:

@@ -7,6 +7,11 @@ back to the gateway (``POST /partners/veiligthuis/terugkoppeling``) with the reg
     {"mode": "status", "status": 503, "count": 5}     fail the next 5 (no count: forever)
     {"mode": "late", "delay": 5}                       accept, answer late
     {"mode": "reject"}                                 answer 422 to every melding
+    {"random": {"status_500": 0.1, "late": 0.05, "reset": 0.05}, "delay": 3}
+                                                       faults by chance, per melding (the chaos run):
+                                                       ``status_<n>`` answers n, not applied; ``late``
+                                                       applies, then answers after ``delay`` s;
+                                                       ``reset`` drops the connection, not applied
     {"callback_url": "http://127.0.0.1:8000", "tokens": {"utrecht": "sk_..."},
      "ack_delay": 0.1, "decision_delay": 1, "decision": "opgepakt", "end_delay": null}
 """
@@ -20,10 +25,10 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from gateway.core.problems import Problem
-from gateway.core.simulators import Faults
+from gateway.core.simulators import Faults, dropped_connection
 from gateway.core.xml import parse_xml
 from schakel_care4.fixtures import REGIONS
 from schakel_veiligthuis.melding import NAMESPACE, schema
@@ -82,7 +87,7 @@ def create_app() -> FastAPI:
             await post_feedback(region, {**base, "type": "einde_betrokkenheid"})
 
     @app.post("/{region}/meldingen")
-    async def receive(region: str, request: Request) -> JSONResponse:
+    async def receive(region: str, request: Request) -> Response:
         state.requests += 1
         if region not in REGIONS:
             return JSONResponse({"error": "unknown region"}, status_code=404)
@@ -90,9 +95,12 @@ def create_app() -> FastAPI:
         key = request.headers.get("Idempotency-Key")
         if not key:
             return JSONResponse({"error": "Idempotency-Key required"}, status_code=400)
-        mode = state.faults.next()
-        if mode == "status":
-            return JSONResponse({"error": "simulated"}, status_code=state.faults.status)
+        mode = state.faults.draw()
+        if mode.startswith("status"):
+            status = state.faults.status_of(mode)
+            return JSONResponse({"error": "simulated"}, status_code=status)
+        if mode == "reset":
+            return dropped_connection()
         if mode == "reject":
             return JSONResponse({"error": "melding refused (simulated)"}, status_code=422)
         if key in state.keys:
@@ -123,7 +131,7 @@ def create_app() -> FastAPI:
     @app.post("/_control")
     async def control(request: Request) -> dict[str, Any]:
         data = await request.json()
-        if "mode" in data:
+        if "mode" in data or "random" in data:  # the other keys leave the faults as they are
             state.faults.set(data)
         for name in ("callback_url", "tokens", "ack_delay", "decision_delay", "decision", "end_delay"):
             if name in data:

@@ -3,7 +3,11 @@ official XSDs, and de-duplicates by BerichtIdentificatie as a real municipality 
 message with an identification it already has gets retourcode 9056, whatever its transport key.
 
 Faults (``POST /_control``): ``{"mode": "status", "status": 503, "count": 2}`` answers an error
-without applying; ``{"mode": "late", "delay": 5, "count": 1}`` applies, then answers too late.
+without applying; ``{"mode": "late", "delay": 5, "count": 1}`` applies, then answers too late;
+``{"mode": "reset", "count": 1}`` drops the connection without applying. For the chaos run,
+``{"random": {"status_500": 0.1, "late": 0.05, "reset": 0.05}, "delay": 3}`` draws one of those
+faults by chance for every message (``status_<n>`` answers n); ``{"random": {}}`` turns it off.
+Without either, the municipality behaves.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from gateway.core.problems import Problem
-from gateway.core.simulators import Faults
+from gateway.core.simulators import Faults, dropped_connection
 from schakel_wmo import iwmo
 
 
@@ -33,11 +37,14 @@ def create_app() -> FastAPI:
     app.state.municipality = state
 
     @app.post("/berichten")
-    async def receive(request: Request) -> JSONResponse:
+    async def receive(request: Request) -> Response:
         body = await request.body()
-        mode = state.faults.next()
-        if mode == "status":
-            return JSONResponse({"error": "simulated"}, status_code=state.faults.status)
+        mode = state.faults.draw()
+        if mode.startswith("status"):
+            status = state.faults.status_of(mode)
+            return JSONResponse({"error": "simulated"}, status_code=status)
+        if mode == "reset":
+            return dropped_connection()
         try:
             bericht, root = iwmo.parse(body)
         except Problem as problem:
@@ -57,8 +64,9 @@ def create_app() -> FastAPI:
 
     @app.post("/_control")
     async def control(request: Request) -> dict[str, Any]:
-        state.faults.set(await request.json())
-        return {"mode": state.faults.mode}
+        data = await request.json()
+        state.faults.set(data)
+        return {"mode": state.faults.mode, "random": state.faults.random}
 
     @app.get("/_received")
     async def received() -> dict[str, Any]:
