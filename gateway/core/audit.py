@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
-from gateway.core.models import AuditEntry, Transition, utcnow
+from gateway.core.models import AuditEntry, utcnow
 
 GENESIS = "0" * 64
 _ADVISORY_LOCK = 7513
@@ -126,10 +126,7 @@ _COLUMNS = HASHED_FIELDS + ("prev_hash", "hash")
 def seal(session: Session) -> int:
     """Chain and insert the entries queued in this transaction; returns how many."""
     pending: list[AuditEntry] = session.info.pop("audit_pending", [])
-    transitions: list[dict[str, Any]] = session.info.pop("transitions_pending", [])
     session.flush()  # every other change first, so no row lock is taken after the chain lock
-    if transitions:  # queued as plain rows by exchange.transition(), after the exchanges they belong to
-        session.execute(insert(Transition), transitions)
     if not pending:
         return 0
     head = _lock_and_head(session)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from gateway.core import audit
 from gateway.core.models import Exchange, OutboxItem, Transition, utcnow
+from gateway.core.store import queue_insert
 
 STATES = (
     "received", "validated", "authorised", "refused", "queued", "sending", "delivered",
@@ -103,9 +104,8 @@ def transition(
         exchange.transitions.append(Transition(**values))
     else:
         # Not loaded, so nobody in this session reads them: a plain row, inserted with the others
-        # when the transaction is sealed (gateway.core.audit.seal), spares loading every earlier
-        # transition and the ORM's bookkeeping per object.
-        session.info.setdefault("transitions_pending", []).append(values)
+        # before the commit, spares loading every earlier transition and the ORM's bookkeeping.
+        queue_insert(session, Transition, values)
     action, outcome = _AUDIT[to_state]
     leaving = to_state in {"sending", "delivered"}
     audit.record(

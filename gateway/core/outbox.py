@@ -8,12 +8,12 @@ de-duplication turns at-least-once delivery into exactly-once effect.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.core import audit
@@ -23,6 +23,7 @@ from gateway.core.exchange import transition
 from gateway.core.models import Exchange, OutboxItem, Partner, utcnow
 from gateway.core.problems import Problem
 from gateway.core.retry import get_policy
+from gateway.core.store import mark, undo_since
 from gateway.logging import safe_frames
 
 if TYPE_CHECKING:
@@ -49,6 +50,14 @@ class Attempt:
     # Would failing it make the message dead? Then it is sent even while the partner's circuit is
     # open: no message is given up on without a real last try.
     final: bool = False
+    # The exchange's columns its outcome's transition and audit entry need (SNAPSHOT), so that
+    # recording it reads nothing back.
+    snapshot: dict[str, Any] = field(default_factory=dict)
+
+
+SNAPSHOT = ("id", "correlation_id", "route_id", "message_type", "connector_type", "partner_id", "subject", "purpose",
+            "legal_basis", "consent_id", "partner_message_id", "fields_out", "payload_digest", "retry_policy",
+            "retry_started_at")
 
 
 def _due(now: Any) -> list[Any]:
@@ -98,13 +107,12 @@ def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: 
     attempts = []
     for item in chosen:
         # What a failed preparation queued (audit entries, events) goes with its savepoint.
-        marks = {key: len(session.info.get(key, [])) for key in ("audit_pending", "transitions_pending", "exchange_events")}
+        marks = mark(session)
         try:
             with session.begin_nested():
                 attempt = _prepare(gw, session, item, exchanges.get(item.exchange_id), paused)
         except Exception as exc:
-            for key, length in marks.items():
-                del session.info.get(key, [])[length:]
+            undo_since(session, marks)
             # This one stays leased and is tried again when its lease runs out; the rest go on.
             log.error("prepare_failed", exchange_id=item.exchange_id, error_type=type(exc).__name__,
                       frames=safe_frames(exc))
@@ -153,6 +161,7 @@ def _prepare(gw: "Gateway", session: Session, item: OutboxItem, exchange: Exchan
         attempt=exchange.attempts,
         partner=partner_registry.view(partner, gw.box),
         final=final,
+        snapshot={column: getattr(exchange, column) for column in SNAPSHOT},
     )
 
 
@@ -170,37 +179,47 @@ def record(gw: "Gateway", attempt: Attempt, result: DeliveryResult) -> str:
 
 
 def _record(gw: "Gateway", session: Session, attempt: Attempt, result: DeliveryResult) -> str:
+    """One outcome as plain statements: the exchange moves on only if it is still this attempt's
+    (``sending``, same attempt number); otherwise our lease ran out and another worker's attempt
+    decides, and nothing queued here is written."""
     now = utcnow()
-    exchange = session.get(Exchange, attempt.exchange_id)
-    item = session.get(OutboxItem, attempt.exchange_id, with_for_update=True)
-    if exchange is None or exchange.state != "sending" or exchange.attempts != attempt.attempt:
-        # Our lease ran out and another worker took over; its attempt decides.
-        return exchange.state if exchange else "gone"
-    exchange.last_status = result.status
-    if result.outcome == "delivered":
-        transition(session, exchange, "delivered", actor=WORKER, reason=result.reason, attempt=attempt.attempt)
-        exchange.delivered_at, exchange.receipt, exchange.last_error = now, result.receipt, None
-        if item is not None:
-            session.delete(item)
-        return exchange.state
-    exchange.last_error = result.reason
+    exchange = Exchange(**attempt.snapshot, state="sending", attempts=attempt.attempt)  # never added to the session
+    values: dict[str, Any] = {"last_status": result.status}
     delay = None
-    if result.outcome == "retry":
-        policy = get_policy(exchange.retry_policy)
-        elapsed = (now - exchange.retry_started_at).total_seconds()
-        delay = policy.next_delay(attempt.attempt, elapsed, gw.settings.retry_scale)
-        if delay is not None and result.retry_after is not None:
-            delay = max(delay, result.retry_after * gw.settings.retry_scale)
+    if result.outcome == "delivered":
+        to_state, why = "delivered", result.reason
+        values.update(delivered_at=now, receipt=result.receipt, last_error=None)
+    else:
+        values["last_error"] = result.reason
+        if result.outcome == "retry":
+            elapsed = (now - exchange.retry_started_at).total_seconds()
+            delay = get_policy(exchange.retry_policy).next_delay(attempt.attempt, elapsed, gw.settings.retry_scale)
+            if delay is not None and result.retry_after is not None:
+                delay = max(delay, result.retry_after * gw.settings.retry_scale)
+        if delay is not None:
+            to_state, why = "failed", result.reason
+        else:
+            to_state = "dead"
+            why = result.reason if result.outcome == "reject" else f"gave up after {attempt.attempt} attempts: {result.reason}"
+    marks = mark(session)
+    transition(session, exchange, to_state, actor=WORKER, reason=why, attempt=attempt.attempt, at=now)
+    values.update(state=exchange.state, state_reason=exchange.state_reason, updated_at=exchange.updated_at)
+    connection = session.connection()
+    exchanges, items = Exchange.__table__, OutboxItem.__table__
+    moved = connection.execute(
+        update(exchanges)
+        .where(exchanges.c.id == attempt.exchange_id, exchanges.c.state == "sending",
+               exchanges.c.attempts == attempt.attempt)
+        .values(values)).rowcount
+    if moved != 1:
+        undo_since(session, marks)
+        return connection.execute(select(exchanges.c.state).where(exchanges.c.id == attempt.exchange_id)).scalar() or "gone"
     if delay is None:
-        why = result.reason if result.outcome == "reject" else f"gave up after {attempt.attempt} attempts: {result.reason}"
-        transition(session, exchange, "dead", actor=WORKER, reason=why, attempt=attempt.attempt)
-        if item is not None:
-            session.delete(item)
-        return exchange.state
-    transition(session, exchange, "failed", actor=WORKER, reason=result.reason, attempt=attempt.attempt)
-    if item is not None:
-        item.due_at, item.lease_owner, item.lease_until = now + timedelta(seconds=delay), None, None
-    return exchange.state
+        connection.execute(delete(items).where(items.c.exchange_id == attempt.exchange_id))
+    else:
+        connection.execute(update(items).where(items.c.exchange_id == attempt.exchange_id)
+                           .values(due_at=now + timedelta(seconds=delay), lease_owner=None, lease_until=None))
+    return to_state
 
 
 def release_waiting(gw: "Gateway", partner_id: str) -> int:

@@ -30,11 +30,13 @@ from gateway.core.models import Exchange, OutboxItem, Partner, utcnow
 from gateway.core.policy import Decision, Request
 from gateway.core.problems import Problem
 from gateway.core.routing import Route
+from gateway.core.store import queue_insert
 
 if TYPE_CHECKING:
     from gateway.core.runtime import Gateway
 
 log = structlog.get_logger("gateway.pipeline")
+EXCHANGE_COLUMNS = tuple(column.key for column in Exchange.__table__.columns)
 tracer = trace.get_tracer("gateway.pipeline")
 
 
@@ -188,7 +190,16 @@ class Pipeline:
             retry_policy=route.retry_policy,
             created_by=principal.name,
             created_at=received_at,
+            updated_at=received_at,
             retry_started_at=received_at,
+            attempts=0,
+            replays=0,
+            state_reason=None,
+            last_error=None,
+            last_status=None,
+            receipt=None,
+            body_purged_at=None,
+            delivered_at=None,
         )
         if decision.allowed:
             answer = Answer(202, self._answer_body(exchange_id, correlation_id, route.id, partner.id, "queued", names,
@@ -200,8 +211,9 @@ class Pipeline:
             answer = Answer(problem.http_status, problem.body(), "application/problem+json")
 
         def persist(session: Session) -> None:
+            # Never added to the session: the transitions below move its state, and then it is
+            # queued as a plain row with the others of the batch (gateway.core.store.queue_insert).
             exchange = Exchange(**columns)
-            session.add(exchange)
             transition(session, exchange, "received", actor=actor, at=received_at)
             transition(session, exchange, "validated", actor=actor, at=validated_at)
             for path, why in withheld:
@@ -211,10 +223,13 @@ class Pipeline:
             if decision.allowed:
                 transition(session, exchange, "authorised", actor=actor, reason=decision.reason)
                 transition(session, exchange, "queued", actor=actor)
-                session.add(OutboxItem(exchange_id=exchange_id, partner_id=partner.id, connector_type=route.target,
-                                       due_at=utcnow()))
+                now = utcnow()
+                queue_insert(session, OutboxItem, dict(exchange_id=exchange_id, partner_id=partner.id, held=False,
+                                                       connector_type=route.target, due_at=now, created_at=now,
+                                                       lease_owner=None, lease_until=None))
             else:
                 transition(session, exchange, "refused", actor=actor, reason=decision.reason)
+            queue_insert(session, Exchange, {column: getattr(exchange, column) for column in EXCHANGE_COLUMNS})
             if claim is not None:
                 idempotency.store_answer(session, *claim, answer.status, answer.body, answer.media_type, exchange_id)
 
