@@ -60,6 +60,9 @@ SNAPSHOT = ("id", "correlation_id", "route_id", "message_type", "connector_type"
             "retry_started_at")
 
 
+EXCHANGES, ITEMS = Exchange.__table__, OutboxItem.__table__
+
+
 def _due(now: Any) -> list[Any]:
     return [OutboxItem.held.is_(False), OutboxItem.due_at <= now,
             or_(OutboxItem.lease_until.is_(None), OutboxItem.lease_until < now)]
@@ -89,64 +92,87 @@ def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: 
     if skip_partners:
         due = due.where(OutboxItem.partner_id.not_in(sorted(skip_partners)))
     ranked = due.subquery()
+    connection = session.connection()
     # Twice as many candidates as wanted: on PostgreSQL other processes may hold some of them.
-    candidates = list(session.execute(
+    candidates = list(connection.execute(
         select(ranked.c.exchange_id).where(ranked.c.rank <= per_partner)
         .order_by(ranked.c.rank, ranked.c.due_at).limit(2 * limit)).scalars())
     if not candidates:
         return [], 0
-    items = {item.exchange_id: item for item in session.scalars(
-        select(OutboxItem).where(OutboxItem.exchange_id.in_(candidates), *_due(now)).with_for_update(skip_locked=True))}
-    chosen = [items[exchange_id] for exchange_id in candidates if exchange_id in items][:limit]
-    until = now + timedelta(seconds=gw.settings.lease_seconds)
-    for item in chosen:
-        item.lease_owner, item.lease_until = owner, until
-    exchanges = {row.id: row for row in session.scalars(
-        select(Exchange).where(Exchange.id.in_([item.exchange_id for item in chosen])))}
+    locked = {row.exchange_id: row.partner_id for row in connection.execute(
+        select(ITEMS.c.exchange_id, ITEMS.c.partner_id)
+        .where(ITEMS.c.exchange_id.in_(candidates), *_due(now)).with_for_update(skip_locked=True))}
+    chosen = [exchange_id for exchange_id in candidates if exchange_id in locked][:limit]
+    if not chosen:
+        return [], 0
+    connection.execute(update(ITEMS).where(ITEMS.c.exchange_id.in_(chosen))
+                       .values(lease_owner=owner, lease_until=now + timedelta(seconds=gw.settings.lease_seconds)))
+    rows = {row.id: row for row in connection.execute(select(EXCHANGES).where(EXCHANGES.c.id.in_(chosen))).mappings()}
     paused: dict[str, bool] = {}
     attempts = []
-    for item in chosen:
-        # What a failed preparation queued (audit entries, events) goes with its savepoint.
+    for exchange_id in chosen:
+        # What a failed preparation queued (audit entries, events) is taken back; it wrote nothing.
         marks = mark(session)
         try:
-            with session.begin_nested():
-                attempt = _prepare(gw, session, item, exchanges.get(item.exchange_id), paused)
+            attempt = _prepare(gw, session, exchange_id, locked[exchange_id], rows.get(exchange_id), paused)
+        except _Changed:
+            undo_since(session, marks)  # another decided on it meanwhile (a withdrawal, say); its lease runs out
+            continue
         except Exception as exc:
             undo_since(session, marks)
             # This one stays leased and is tried again when its lease runs out; the rest go on.
-            log.error("prepare_failed", exchange_id=item.exchange_id, error_type=type(exc).__name__,
-                      frames=safe_frames(exc))
+            log.error("prepare_failed", exchange_id=exchange_id, error_type=type(exc).__name__, frames=safe_frames(exc))
             continue
         if attempt is not None:
             attempts.append(attempt)
     return attempts, len(chosen)
 
 
-def _prepare(gw: "Gateway", session: Session, item: OutboxItem, exchange: Exchange | None,
+class _Changed(Exception):
+    """The exchange's state moved between reading and writing it."""
+
+
+def _prepare(gw: "Gateway", session: Session, exchange_id: str, partner_id: str, row: Any,
              paused: dict[str, bool]) -> Attempt | None:
-    """Re-check the basis, respect pause, mark ``sending``. ``None`` when nothing is to be sent now."""
-    partner = session.get(Partner, item.partner_id)
-    if exchange is None or partner is None or exchange.state not in {"queued", "failed", "sending"}:
-        session.delete(item)
+    """Re-check the basis, respect pause, mark ``sending``. ``None`` when nothing is to be sent now.
+    Everything is decided first and written last, in plain statements, so a failure writes nothing."""
+    connection = session.connection()
+    partner = session.get(Partner, partner_id)
+    if row is None or partner is None or row["state"] not in {"queued", "failed", "sending"}:
+        connection.execute(delete(ITEMS).where(ITEMS.c.exchange_id == exchange_id))
         return None
+    exchange = Exchange(**row)  # a copy to decide on, never added to the session
+    was = exchange.state
     if exchange.state == "sending":
         # The last attempt's worker died mid-delivery: its outcome is unknown.
         transition(session, exchange, "failed", actor=WORKER, reason="attempt interrupted; outcome unknown",
                    attempt=exchange.attempts)
     decision = gw.policy.recheck(session, exchange, partner)
+    item_change: Any = None
     if not decision.allowed:
         transition(session, exchange, "refused", actor=WORKER, reason=decision.reason)
-        session.delete(item)
+        item_change = delete(ITEMS)
+    else:
+        if exchange.connector_type not in paused:
+            paused[exchange.connector_type] = partner_registry.connector_paused(session, exchange.connector_type) is not None
+        if paused[exchange.connector_type] or partner.state == "paused":
+            why = "connector paused" if paused[exchange.connector_type] else "partner paused"
+            transition(session, exchange, "parked", actor=WORKER, reason=why)
+            item_change = update(ITEMS).values(held=True, lease_owner=None, lease_until=None)
+        else:
+            exchange.attempts += 1
+            transition(session, exchange, "sending", actor=WORKER, attempt=exchange.attempts)
+            body = gw.box.decrypt(exchange.payload_encrypted or b"")
+            view = partner_registry.view(partner, gw.box)
+    moved = connection.execute(
+        update(EXCHANGES).where(EXCHANGES.c.id == exchange_id, EXCHANGES.c.state == was)
+        .values(state=exchange.state, state_reason=exchange.state_reason, updated_at=exchange.updated_at,
+                attempts=exchange.attempts)).rowcount
+    if moved != 1:
+        raise _Changed()
+    if item_change is not None:
+        connection.execute(item_change.where(ITEMS.c.exchange_id == exchange_id))
         return None
-    if exchange.connector_type not in paused:
-        paused[exchange.connector_type] = partner_registry.connector_paused(session, exchange.connector_type) is not None
-    if paused[exchange.connector_type] or partner.state == "paused":
-        why = "connector paused" if paused[exchange.connector_type] else "partner paused"
-        transition(session, exchange, "parked", actor=WORKER, reason=why)
-        item.held, item.lease_owner, item.lease_until = True, None, None
-        return None
-    exchange.attempts += 1
-    transition(session, exchange, "sending", actor=WORKER, attempt=exchange.attempts)
     elapsed = (utcnow() - exchange.retry_started_at).total_seconds()
     final = get_policy(exchange.retry_policy).next_delay(exchange.attempts, elapsed, gw.settings.retry_scale) is None
     return Attempt(
@@ -155,11 +181,11 @@ def _prepare(gw: "Gateway", session: Session, item: OutboxItem, exchange: Exchan
         route_id=exchange.route_id,
         message_type=exchange.message_type,
         connector_type=exchange.connector_type,
-        body=gw.box.decrypt(exchange.payload_encrypted or b""),
+        body=body,
         media_type=exchange.content_type,
         idempotency_key=exchange.idempotency_key,
         attempt=exchange.attempts,
-        partner=partner_registry.view(partner, gw.box),
+        partner=view,
         final=final,
         snapshot={column: getattr(exchange, column) for column in SNAPSHOT},
     )
@@ -205,19 +231,18 @@ def _record(gw: "Gateway", session: Session, attempt: Attempt, result: DeliveryR
     transition(session, exchange, to_state, actor=WORKER, reason=why, attempt=attempt.attempt, at=now)
     values.update(state=exchange.state, state_reason=exchange.state_reason, updated_at=exchange.updated_at)
     connection = session.connection()
-    exchanges, items = Exchange.__table__, OutboxItem.__table__
     moved = connection.execute(
-        update(exchanges)
-        .where(exchanges.c.id == attempt.exchange_id, exchanges.c.state == "sending",
-               exchanges.c.attempts == attempt.attempt)
+        update(EXCHANGES)
+        .where(EXCHANGES.c.id == attempt.exchange_id, EXCHANGES.c.state == "sending",
+               EXCHANGES.c.attempts == attempt.attempt)
         .values(values)).rowcount
     if moved != 1:
         undo_since(session, marks)
-        return connection.execute(select(exchanges.c.state).where(exchanges.c.id == attempt.exchange_id)).scalar() or "gone"
+        return connection.execute(select(EXCHANGES.c.state).where(EXCHANGES.c.id == attempt.exchange_id)).scalar() or "gone"
     if delay is None:
-        connection.execute(delete(items).where(items.c.exchange_id == attempt.exchange_id))
+        connection.execute(delete(ITEMS).where(ITEMS.c.exchange_id == attempt.exchange_id))
     else:
-        connection.execute(update(items).where(items.c.exchange_id == attempt.exchange_id)
+        connection.execute(update(ITEMS).where(ITEMS.c.exchange_id == attempt.exchange_id)
                            .values(due_at=now + timedelta(seconds=delay), lease_owner=None, lease_until=None))
     return to_state
 
