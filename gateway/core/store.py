@@ -8,6 +8,7 @@ PostgreSQL runs with ``synchronous_commit=on`` so a commit the gateway acknowled
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -65,6 +66,34 @@ def _postgres_engine(url: str) -> Engine:
     )
 
 
+class _WriterLock:
+    """A thread lock, and across processes an exclusive ``flock`` on a file beside the database."""
+
+    def __init__(self, path: str | None) -> None:
+        self._threads = threading.Lock()
+        self._file = open(path, "a+b") if path else None  # noqa: SIM115 - held for the store's life
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        if self._file is not None:
+            try:
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)  # blocks without the GIL
+            except BaseException:
+                self._threads.release()
+                raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._file is not None:
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
 def queue_insert(session: Session, model: Any, values: dict[str, Any]) -> None:
     """Queue a row for insertion just before the transaction commits, with the other rows of its
     table in one executemany (in foreign-key order, after the ORM's own changes). For the hot
@@ -112,8 +141,14 @@ class Store:
             self.engine = _postgres_engine(url)
             self.read_engine = self.engine
         # SQLite has one writer. Threads of this process queue on a lock instead of colliding on
-        # BEGIN IMMEDIATE, where SQLite's busy handler would put them to sleep for up to 100 ms.
-        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        # BEGIN IMMEDIATE, where SQLite's busy handler would put them to sleep for up to 100 ms;
+        # processes sharing the file queue on an advisory file lock beside it, for the same reason
+        # (the kernel wakes the next one the moment the lock is free).
+        self._write_lock: Any = None
+        if self.dialect == "sqlite":
+            database = make_url(url).database
+            lock_path = f"{database}.writelock" if database and database != ":memory:" else None
+            self._write_lock = _WriterLock(lock_path)
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
         # Called with the exchange events of each committed transaction (never on rollback).
