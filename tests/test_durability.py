@@ -74,14 +74,17 @@ def test_a_gateway_killed_with_sigkill_mid_delivery_loses_and_doubles_nothing(ba
         # Every answer comes late, so deliveries are in flight when the process dies.
         sink_control(sink.url, mode="late", delay=0.3)
         gateway = ProcessServer(env, log=tmp_path / "gateway.log").start()
-        ids = _submit_all([gateway.url], token, count, "kill")
-        for _ in range(3):
-            eventually(lambda: sink_stats(sink.url)["requests"] > 0)
-            gateway.kill9()
-            gateway.start()
-        sink_control(sink.url, mode="ok")
-        eventually(lambda: _states(gw).get("delivered", 0) == count, timeout=120)
-        stats = sink_stats(sink.url)
+        try:
+            ids = _submit_all([gateway.url], token, count, "kill")
+            for _ in range(3):
+                eventually(lambda: sink_stats(sink.url)["requests"] > 0)
+                gateway.kill9()
+                gateway.start()
+            sink_control(sink.url, mode="ok")
+            eventually(lambda: _states(gw).get("delivered", 0) == count, timeout=120)
+            stats = sink_stats(sink.url)
+        finally:
+            gateway.stop()  # the last one started; it outlived every run before this line was here
     assert len(set(ids)) == count
     assert _states(gw) == {"delivered": count}
     assert stats["unique"] == count  # every message took effect exactly once
