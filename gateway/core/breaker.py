@@ -2,11 +2,13 @@
 
 Without one, every due message for a dead partner takes a worker slot until its connection is
 refused or its deadline passes, and near capacity the healthy partners wait behind them. After
-``threshold`` failed attempts in a row the breaker opens: the partner's due messages are not sent
-but recorded as failed at once ("not sent: circuit open"), so they keep their own back-off and
-retry budget exactly as if they had been tried, without holding a slot. After a cool-down one
-message goes out as a probe; when the partner answers, the breaker closes, and the worker makes
-the partner's waiting messages due at once instead of letting each sit out its back-off.
+``threshold`` failed attempts in a row the breaker opens: when the partner's messages come due they
+are not sent but recorded as failed at once ("not sent: partner unavailable (circuit open)", an
+audit entry that names no fields, for nothing left), so they keep their own back-off and retry
+budget as if they had been tried, without holding a slot — except a message's last attempt, which
+is always made. After a cool-down one message goes out as a probe; when the partner answers, the
+breaker closes, and the worker makes the partner's waiting messages due at once instead of letting
+each sit out its back-off (:func:`gateway.core.outbox.take` does the holding back).
 
 State is per process and in memory: a restarted process starts closed and learns again within
 ``threshold`` attempts.

@@ -72,13 +72,18 @@ class DeliveryWorker:
                 wanted = min(free, settings.worker_batch_size)
                 claimed = 0
                 if wanted > 0:
-                    full = frozenset(partner for partner, count in self._in_flight.items() if count >= self.share)
+                    # Open circuits, each with whether a probe may go out now (allow() books it).
+                    circuits = {partner: self.breakers.allow(partner) for partner in self.breakers.open_partners()}
                     try:
                         attempts, claimed = await asyncio.to_thread(outbox.take, self.gw, self.owner, wanted,
-                                                                    self.share, full)
+                                                                    self.share, dict(self._in_flight), circuits)
                     except Exception as exc:  # the database may be briefly unavailable; keep the loop alive
                         log.warning("claim_failed", error_type=type(exc).__name__)
                         attempts = []
+                    sent_to = {attempt.partner.id for attempt in attempts}
+                    for partner, probe in circuits.items():
+                        if probe and partner not in sent_to:
+                            self.breakers[partner].probing = False  # nothing of theirs was due: probe next time
                     for attempt in attempts:
                         self._in_flight[attempt.partner.id] += 1
                         task = asyncio.create_task(self._attempt(attempt))
@@ -121,9 +126,6 @@ class DeliveryWorker:
                 connector = self.gw.registry.connectors.get(attempt.connector_type)
                 if connector is None:
                     result = DeliveryResult("retry", f"connector type {attempt.connector_type} is not enabled")
-                elif not attempt.final and not self.breakers.allow(partner_id):
-                    result = DeliveryResult("retry", f"not sent: partner unavailable after {self.breakers[partner_id].failures} "
-                                                     "failed attempts in a row (circuit open)")
                 else:
                     result = await self._deliver(connector, attempt)
                     if self.breakers.observe(partner_id, result.outcome):

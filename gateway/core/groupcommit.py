@@ -32,17 +32,20 @@ MAX_UNITS = 64
 
 
 class _Ticket(Generic[T]):
-    __slots__ = ("unit", "done", "value", "error")
+    __slots__ = ("unit", "done", "ok", "value", "error")
 
     def __init__(self, unit: Callable[[Session], T]) -> None:
         self.unit = unit
         self.done = False
+        self.ok = False  # only a commit that holds the unit's change sets it
         self.value: Any = None
         self.error: BaseException | None = None
 
     def result(self) -> T:
         if self.error is not None:
             raise self.error
+        if not self.ok:
+            raise RuntimeError("not written: the group commit carrying this unit was interrupted")
         return self.value  # type: ignore[no-any-return]
 
 
@@ -53,6 +56,7 @@ class GroupCommit:
         self._cv = threading.Condition()
         self._queue: deque[_Ticket[Any]] = deque()
         self._leading = False
+        self._leader = threading.local()
         self.batches = 0  # for tests and the bench: how many commits served how many units
         self.units = 0
 
@@ -65,6 +69,9 @@ class GroupCommit:
     def run_many(self, units: list[Callable[[Session], Any]]) -> list[_Ticket[Any]]:
         """Run several units at once (the delivery worker's outcomes): each succeeds or fails on
         its own, as with :meth:`run`; the tickets hold each one's result or error."""
+        if getattr(self._leader, "active", False):
+            # A unit (or something it calls) writing again would wait for its own commit forever.
+            raise RuntimeError("a group-commit unit may not start another write; it has the session it was given")
         tickets: list[_Ticket[Any]] = [_Ticket(unit) for unit in units]
         with self._cv:
             self._queue.extend(tickets)
@@ -73,40 +80,61 @@ class GroupCommit:
                     self._cv.wait()
                 if all(ticket.done for ticket in tickets):
                     return tickets
+                events: list[Any] = []
                 self._leading = True
-                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_units))]
-                self._cv.release()
                 try:
-                    self._commit(batch)
+                    batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_units))]
+                    self._cv.release()
+                    self._leader.active = True
+                    try:
+                        self._commit(batch, events)
+                    finally:
+                        self._leader.active = False
+                        self._cv.acquire()
                 finally:
-                    self._cv.acquire()
                     self._leading = False
                     self._cv.notify_all()
+                if events:
+                    # Told once this thread leads no more: a listener may write (a note back to the ECD).
+                    self._cv.release()
+                    try:
+                        self._store.tell_listeners(events)
+                    finally:
+                        self._cv.acquire()
 
-    def _commit(self, batch: list[_Ticket[Any]]) -> None:
+    def _commit(self, batch: list[_Ticket[Any]], events: list[Any]) -> None:
         try:
-            values = []
-            with self._store.transaction() as session:
-                for ticket in batch:
-                    values.append(ticket.unit(session))
-        except BaseException as exc:
-            if len(batch) == 1:
-                batch[0].error = exc
+            try:
+                values = []
+                committed: list[Any] = []
+                with self._store.committing(committed) as session:
+                    for ticket in batch:
+                        values.append(ticket.unit(session))
+            except Exception as exc:
+                if len(batch) == 1:
+                    batch[0].error = exc
+                else:
+                    for ticket in batch:
+                        self._alone(ticket, events)
             else:
-                for ticket in batch:
-                    self._alone(ticket)
-        else:
-            for ticket, value in zip(batch, values):
-                ticket.value = value
+                events.extend(committed)
+                for ticket, value in zip(batch, values):
+                    ticket.value, ticket.ok = value, True
         finally:
+            # Whatever stopped this (KeyboardInterrupt, say), every ticket is answered: written,
+            # failed, or "not written" (result() raises for those), never a silent success.
             self.batches += 1
             self.units += len(batch)
             for ticket in batch:
                 ticket.done = True
 
-    def _alone(self, ticket: _Ticket[Any]) -> None:
+    def _alone(self, ticket: _Ticket[Any], events: list[Any]) -> None:
+        committed: list[Any] = []
         try:
-            with self._store.transaction() as session:
-                ticket.value = ticket.unit(session)
-        except BaseException as exc:  # handed to the thread that owns the unit
+            with self._store.committing(committed) as session:
+                value = ticket.unit(session)
+        except Exception as exc:  # handed to the thread that owns the unit
             ticket.error = exc
+        else:
+            events.extend(committed)
+            ticket.value, ticket.ok = value, True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
@@ -47,9 +48,6 @@ class Attempt:
     idempotency_key: str
     attempt: int
     partner: partner_registry.PartnerView
-    # Would failing it make the message dead? Then it is sent even while the partner's circuit is
-    # open: no message is given up on without a real last try.
-    final: bool = False
     # The exchange's columns its outcome's transition and audit entry need (SNAPSHOT), so that
     # recording it reads nothing back.
     snapshot: dict[str, Any] = field(default_factory=dict)
@@ -68,53 +66,66 @@ def _due(now: Any) -> list[Any]:
             or_(OutboxItem.lease_until.is_(None), OutboxItem.lease_until < now)]
 
 
-def take(gw: "Gateway", owner: str, limit: int, per_partner: int,
-         skip_partners: frozenset[str] = frozenset()) -> tuple[list[Attempt], int]:
+def take(gw: "Gateway", owner: str, limit: int, per_partner: int, in_flight: Mapping[str, int] | None = None,
+         circuits: Mapping[str, bool] | None = None) -> tuple[list[Attempt], int]:
     """Claim up to ``limit`` due messages and prepare each for its attempt, in one transaction;
-    returns the attempts to make and how many messages were claimed (some may need none: refused
-    on the re-check, or parked).
+    returns the attempts to make and how many messages were claimed (some need none: refused on
+    the re-check, parked, or not sent because their partner's circuit is open).
 
-    Fair between partners: at most ``per_partner`` of any one partner, and the longest-waiting
-    message of *every* partner with due messages before the second of any, so one partner's
-    backlog (after an outage, say) never holds the others' fresh messages back. Partners in
-    ``skip_partners`` (already at their share of the worker) are left for the next claim.
+    Fair between partners: no partner gets more than ``per_partner`` less what it has
+    ``in_flight``, and the longest-waiting message of *every* partner with due messages comes
+    before the second of any, so one partner's backlog (after an outage, say) never holds the
+    others' fresh messages back. ``circuits`` names the partners whose circuit breaker is open,
+    each with whether one message may go out now as a probe.
     """
     if limit <= 0:
         return [], 0
-    return gw.store.batched(lambda session: _take(gw, session, owner, limit, per_partner, skip_partners))
+    return gw.store.batched(lambda session: _take(gw, session, owner, limit, per_partner, in_flight or {},
+                                                  circuits or {}))
 
 
-def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: int,
-          skip_partners: frozenset[str]) -> tuple[list[Attempt], int]:
+def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: int, in_flight: Mapping[str, int],
+          circuits: Mapping[str, bool]) -> tuple[list[Attempt], int]:
     now = utcnow()
+    budget = {partner: per_partner - count for partner, count in in_flight.items()}
+    full = sorted(partner for partner, left in budget.items() if left <= 0)
     rank = func.row_number().over(partition_by=OutboxItem.partner_id, order_by=OutboxItem.due_at).label("rank")
-    due = select(OutboxItem.exchange_id, OutboxItem.due_at, rank).where(*_due(now))
-    if skip_partners:
-        due = due.where(OutboxItem.partner_id.not_in(sorted(skip_partners)))
+    due = select(OutboxItem.exchange_id, OutboxItem.partner_id, OutboxItem.due_at, rank).where(*_due(now))
+    if full:
+        due = due.where(OutboxItem.partner_id.not_in(full))
     ranked = due.subquery()
     connection = session.connection()
     # Twice as many candidates as wanted: on PostgreSQL other processes may hold some of them.
     candidates = list(connection.execute(
-        select(ranked.c.exchange_id).where(ranked.c.rank <= per_partner)
-        .order_by(ranked.c.rank, ranked.c.due_at).limit(2 * limit)).scalars())
+        select(ranked.c.exchange_id, ranked.c.partner_id).where(ranked.c.rank <= per_partner)
+        .order_by(ranked.c.rank, ranked.c.due_at).limit(2 * limit)))
     if not candidates:
         return [], 0
-    locked = {row.exchange_id: row.partner_id for row in connection.execute(
-        select(ITEMS.c.exchange_id, ITEMS.c.partner_id)
-        .where(ITEMS.c.exchange_id.in_(candidates), *_due(now)).with_for_update(skip_locked=True))}
-    chosen = [exchange_id for exchange_id in candidates if exchange_id in locked][:limit]
+    locked = set(connection.execute(
+        select(ITEMS.c.exchange_id)
+        .where(ITEMS.c.exchange_id.in_([row.exchange_id for row in candidates]), *_due(now))
+        .with_for_update(skip_locked=True)).scalars())
+    chosen: list[tuple[str, str]] = []
+    for exchange_id, partner_id in candidates:
+        left = budget.get(partner_id, per_partner)
+        if exchange_id in locked and left > 0 and len(chosen) < limit:
+            chosen.append((exchange_id, partner_id))
+            budget[partner_id] = left - 1
     if not chosen:
         return [], 0
-    connection.execute(update(ITEMS).where(ITEMS.c.exchange_id.in_(chosen))
+    connection.execute(update(ITEMS).where(ITEMS.c.exchange_id.in_([exchange_id for exchange_id, _ in chosen]))
                        .values(lease_owner=owner, lease_until=now + timedelta(seconds=gw.settings.lease_seconds)))
-    rows = {row.id: row for row in connection.execute(select(EXCHANGES).where(EXCHANGES.c.id.in_(chosen))).mappings()}
+    rows = {row.id: row for row in connection.execute(
+        select(EXCHANGES).where(EXCHANGES.c.id.in_([exchange_id for exchange_id, _ in chosen]))).mappings()}
     paused: dict[str, bool] = {}
+    probes = {partner for partner, probe in circuits.items() if probe}
     attempts = []
-    for exchange_id in chosen:
+    for exchange_id, partner_id in chosen:
         # What a failed preparation queued (audit entries, events) is taken back; it wrote nothing.
         marks = mark(session)
+        held_back = partner_id in circuits and partner_id not in probes
         try:
-            attempt = _prepare(gw, session, exchange_id, locked[exchange_id], rows.get(exchange_id), paused)
+            attempt = _prepare(gw, session, exchange_id, partner_id, rows.get(exchange_id), paused, held_back, now)
         except _Changed:
             undo_since(session, marks)  # another decided on it meanwhile (a withdrawal, say); its lease runs out
             continue
@@ -125,6 +136,7 @@ def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: 
             continue
         if attempt is not None:
             attempts.append(attempt)
+            probes.discard(partner_id)  # one probe per open circuit
     return attempts, len(chosen)
 
 
@@ -133,9 +145,10 @@ class _Changed(Exception):
 
 
 def _prepare(gw: "Gateway", session: Session, exchange_id: str, partner_id: str, row: Any,
-             paused: dict[str, bool]) -> Attempt | None:
-    """Re-check the basis, respect pause, mark ``sending``. ``None`` when nothing is to be sent now.
-    Everything is decided first and written last, in plain statements, so a failure writes nothing."""
+             paused: dict[str, bool], held_back: bool, now: Any) -> Attempt | None:
+    """Re-check the basis, respect pause and an open circuit, mark ``sending``; ``None`` when
+    nothing is to be sent now. Everything is decided first and written last, in plain statements,
+    so a failure writes nothing."""
     connection = session.connection()
     partner = session.get(Partner, partner_id)
     if row is None or partner is None or row["state"] not in {"queued", "failed", "sending"}:
@@ -147,8 +160,14 @@ def _prepare(gw: "Gateway", session: Session, exchange_id: str, partner_id: str,
         # The last attempt's worker died mid-delivery: its outcome is unknown.
         transition(session, exchange, "failed", actor=WORKER, reason="attempt interrupted; outcome unknown",
                    attempt=exchange.attempts)
+    policy = get_policy(exchange.retry_policy)
+    elapsed = (now - exchange.retry_started_at).total_seconds()
+    # If this attempt failed, would the message be dead? Then it goes out even through an open
+    # circuit: no message is given up on without a real last try.
+    delay_after = policy.next_delay(exchange.attempts + 1, elapsed, gw.settings.retry_scale)
     decision = gw.policy.recheck(session, exchange, partner)
     item_change: Any = None
+    extra: dict[str, Any] = {}
     if not decision.allowed:
         transition(session, exchange, "refused", actor=WORKER, reason=decision.reason)
         item_change = delete(ITEMS)
@@ -159,6 +178,15 @@ def _prepare(gw: "Gateway", session: Session, exchange_id: str, partner_id: str,
             why = "connector paused" if paused[exchange.connector_type] else "partner paused"
             transition(session, exchange, "parked", actor=WORKER, reason=why)
             item_change = update(ITEMS).values(held=True, lease_owner=None, lease_until=None)
+        elif held_back and delay_after is not None:
+            # Counted as a failed attempt, so the message keeps its back-off and retry budget as if
+            # it had been tried, but nothing leaves: its audit entry names no fields.
+            exchange.attempts += 1
+            why = "not sent: partner unavailable (circuit open)"
+            transition(session, exchange, "failed", actor=WORKER, reason=why, attempt=exchange.attempts, at=now)
+            extra["last_error"] = why
+            item_change = update(ITEMS).values(due_at=now + timedelta(seconds=delay_after), lease_owner=None,
+                                               lease_until=None)
         else:
             exchange.attempts += 1
             transition(session, exchange, "sending", actor=WORKER, attempt=exchange.attempts)
@@ -167,14 +195,12 @@ def _prepare(gw: "Gateway", session: Session, exchange_id: str, partner_id: str,
     moved = connection.execute(
         update(EXCHANGES).where(EXCHANGES.c.id == exchange_id, EXCHANGES.c.state == was)
         .values(state=exchange.state, state_reason=exchange.state_reason, updated_at=exchange.updated_at,
-                attempts=exchange.attempts)).rowcount
+                attempts=exchange.attempts, **extra)).rowcount
     if moved != 1:
         raise _Changed()
     if item_change is not None:
         connection.execute(item_change.where(ITEMS.c.exchange_id == exchange_id))
         return None
-    elapsed = (utcnow() - exchange.retry_started_at).total_seconds()
-    final = get_policy(exchange.retry_policy).next_delay(exchange.attempts, elapsed, gw.settings.retry_scale) is None
     return Attempt(
         exchange_id=exchange.id,
         correlation_id=exchange.correlation_id,
@@ -186,7 +212,6 @@ def _prepare(gw: "Gateway", session: Session, exchange_id: str, partner_id: str,
         idempotency_key=exchange.idempotency_key,
         attempt=exchange.attempts,
         partner=view,
-        final=final,
         snapshot={column: getattr(exchange, column) for column in SNAPSHOT},
     )
 
@@ -196,7 +221,13 @@ def record_many(gw: "Gateway", outcomes: list[tuple[Attempt, DeliveryResult]]) -
     each, the exchange's new state or the error that kept it from being recorded."""
     tickets = gw.store.group.run_many(
         [lambda session, a=attempt, r=result: _record(gw, session, a, r) for attempt, result in outcomes])
-    return [ticket.error if ticket.error is not None else ticket.value for ticket in tickets]
+    states: list[str | BaseException] = []
+    for ticket in tickets:
+        try:
+            states.append(ticket.result())
+        except Exception as exc:
+            states.append(exc)
+    return states
 
 
 def record(gw: "Gateway", attempt: Attempt, result: DeliveryResult) -> str:

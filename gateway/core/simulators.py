@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from starlette.responses import StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,15 @@ class Faults:
     def status_of(self, fault: str) -> int:
         """The HTTP status a ``status`` / ``status_<n>`` fault answers with."""
         return int(fault.split("_", 1)[1]) if "_" in fault else self.status
+
+    def refusal(self, fault: str) -> Response | None:
+        """The answer for a fault that means the message is not taken at all (an error status, a
+        dropped connection); ``None`` for the others, which the simulator handles after taking it."""
+        if fault.startswith("status"):
+            return JSONResponse({"error": "simulated"}, status_code=self.status_of(fault))
+        if fault == "reset":
+            return dropped_connection()
+        return None
 
     def set(self, data: dict[str, Any]) -> None:
         self.mode = data.get("mode", "ok")

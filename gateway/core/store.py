@@ -15,6 +15,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
+import structlog
 from sqlalchemy import Engine, create_engine, event, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.core.groupcommit import GroupCommit
 
 T = TypeVar("T")
+
+log = structlog.get_logger("gateway.store")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -161,7 +164,18 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A write transaction: committed when the block ends, rolled back on any error."""
+        """A write transaction: committed when the block ends, rolled back on any error; then the
+        listeners hear of the exchange events it committed."""
+        events: list[Any] = []
+        with self.committing(events) as session:
+            yield session
+        self.tell_listeners(events)
+
+    @contextmanager
+    def committing(self, events: list[Any]) -> Iterator[Session]:
+        """A write transaction that collects its committed exchange events into ``events`` instead
+        of telling the listeners (:meth:`tell_listeners`), for a caller that must first let go of
+        what it holds: a listener may well write again."""
         from gateway.core.audit import seal
 
         with self._write_lock or nullcontext(), self._write() as session:
@@ -169,10 +183,16 @@ class Store:
                 yield session
                 insert_queued(session)
                 seal(session)
-            events = session.info.pop("exchange_events", [])
-        if events:
-            for listener in self.listeners:
+            events.extend(session.info.pop("exchange_events", []))
+
+    def tell_listeners(self, events: list[Any]) -> None:
+        if not events:
+            return
+        for listener in self.listeners:
+            try:
                 listener(events)
+            except Exception as exc:  # the change is committed: an observer can neither undo nor fail it
+                log.error("exchange_listener_failed", error_type=type(exc).__name__)
 
     def batched(self, unit: Callable[[Session], T]) -> T:
         """Run ``unit(session)`` in a write transaction that may be shared with other threads'

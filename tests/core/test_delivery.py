@@ -174,8 +174,22 @@ def test_a_partner_that_keeps_failing_is_cut_off_then_gets_its_whole_queue_when_
         requests = sink_stats(sink.url)["requests"]
         reasons = [reason for i in ids for reason in _timeline_reasons(client, i)]
         assert requests < attempts
-        assert any(reason.startswith("not sent: partner unavailable after") for reason in reasons)
+        assert "not sent: partner unavailable (circuit open)" in reasons
         assert "HTTP 503 from partner" in reasons
+        # The audit trail records a disclosure only for what was really sent, and the attempts held
+        # back by the open circuit as failures that name no fields.
+        sent_before = sink_stats(sink.url)["requests"]
+        with live_gateway.client("privacy") as officer:
+            def entries(event_type):
+                return [entry for i in ids for entry in officer.get(
+                    "/api/v1/audit", params={"exchange": i, "event_type": event_type, "limit": 1000}).json()["items"]]
+            sending = entries("exchange.sending")
+            held_back = [e for e in entries("exchange.failed") if e["detail"].startswith("not sent:")]
+        attempts_after = sum(_detail(client, i)["attempts"] for i in ids)
+        assert len(sending) >= sent_before  # nothing reached the partner unaudited
+        assert len(sending) + len(held_back) <= attempts_after  # an attempt is one or the other, never both
+        assert held_back and all(entry["fields"] == [] for entry in held_back)
+        assert all(entry["fields"] == ["category", "reference", "text"] for entry in sending)
 
         sink_control(sink.url, mode="ok")
         eventually(lambda: all(exchange_state(client, i) == "delivered" for i in ids), timeout=30)
@@ -206,3 +220,21 @@ def test_a_stalling_partner_holds_only_its_share_of_the_slots_and_the_others_kee
             assert sink_stats(slow.url)["requests"] <= 4
             assert all(exchange_state(client, i) != "delivered" for i in slow_ids)
             sink_control(slow.url, mode="ok")
+
+
+def test_a_claim_gives_a_partner_no_more_than_what_is_left_of_its_share(live_gateway, sink):
+    from gateway.core import outbox
+
+    live_gateway.add_partner("partner-a", sink.url + "/inbox")
+    for worker in live_gateway.gw.workers:  # claim by hand, not by the running worker
+        worker._stop.set()
+    eventually(lambda: not any(worker.running for worker in live_gateway.gw.workers))
+    with live_gateway.client("hulpverlener") as client:
+        for i in range(6):
+            assert submit(client, notice(f"r-share-{i}")).status_code == 202
+    attempts, claimed = outbox.take(live_gateway.gw, "test-owner", 32, per_partner=4, in_flight={"partner-a": 3})
+    assert (len(attempts), claimed) == (1, 1)  # three already out: one more makes its share of four
+    attempts, claimed = outbox.take(live_gateway.gw, "test-owner", 32, per_partner=4, in_flight={"partner-a": 4})
+    assert (attempts, claimed) == ([], 0)
+    attempts, claimed = outbox.take(live_gateway.gw, "test-owner", 32, per_partner=4, in_flight={})
+    assert len(attempts) == 4

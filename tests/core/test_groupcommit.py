@@ -101,3 +101,74 @@ def test_many_threads_writing_at_once_all_commit_on_an_intact_chain(gw):
     assert gw.store.group.units == 200
     with gw.store.reading() as session:
         assert audit_chain.verify(session).ok
+
+
+def test_a_listener_that_writes_again_is_told_after_the_commit_and_does_not_block_the_writers(gw):
+    """An exchange_event observer may send a follow-up (a note back into the ECD): it is told once
+    the thread that led the commit leads no more, so its own write gets a commit of its own."""
+    followed_up = []
+
+    def listener(events):
+        for event in events:
+            if event == "melding delivered":
+                followed_up.append(gw.store.batched(writer(99)))
+
+    def delivered(session):
+        audit.record(session, "test.unit", actor=ACTOR, detail="unit delivered")
+        session.info.setdefault("exchange_events", []).append("melding delivered")
+        return "delivered"
+
+    gw.store.listeners.append(listener)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(gw.store.batched, delivered).result(10) == "delivered"
+    assert followed_up == [99]
+    assert details(gw) == ["unit 099", "unit delivered"]
+
+
+def test_a_unit_that_starts_another_write_fails_loudly_instead_of_waiting_for_itself(gw):
+    def nested(session):
+        return gw.store.batched(writer(1))
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with pytest.raises(RuntimeError, match="may not start another write"):
+            pool.submit(gw.store.batched, nested).result(10)
+    assert details(gw) == []
+
+
+class Interrupted(BaseException):
+    """Stands in for KeyboardInterrupt or SystemExit arriving mid-commit."""
+
+
+def test_an_interrupted_batch_answers_every_unit_and_none_is_told_it_was_written(gw):
+    first_running, release_first = threading.Event(), threading.Event()
+
+    def slow_first(session):
+        first_running.set()
+        release_first.wait(10)
+        return "first"
+
+    def interrupted(session):
+        audit.record(session, "test.unit", actor=ACTOR, detail="unit interrupted")
+        raise Interrupted()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        leader = pool.submit(gw.store.batched, slow_first)
+        assert first_running.wait(10)
+        others = [pool.submit(gw.store.batched, unit) for unit in (writer(1), interrupted, writer(2))]
+        while len(gw.store.group._queue) < 3:
+            threading.Event().wait(0.01)
+        release_first.set()
+        assert leader.result(10) == "first"
+        outcomes = []
+        for future in others:
+            try:
+                outcomes.append(future.result(10))
+            except (Interrupted, RuntimeError) as exc:
+                outcomes.append(type(exc).__name__)
+    # The thread that led the interrupted batch sees the interruption; the others are told their
+    # unit was not written; nothing of the batch is in the store, and a later write still commits.
+    assert sorted(map(str, outcomes)) == ["Interrupted", "RuntimeError", "RuntimeError"]
+    assert details(gw) == []
+    assert gw.store.batched(writer(3)) == 3
+    with gw.store.reading() as session:
+        assert audit_chain.verify(session).ok

@@ -37,7 +37,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
-from gateway.core.simulators import Faults, dropped_connection
+from gateway.core.simulators import Faults
 
 SENDABLE = ("huisverboden", "zorgmeldingen", "informatieverzoeken")
 
@@ -115,11 +115,9 @@ def create_app() -> FastAPI:
         if not key:
             return JSONResponse({"error": "Idempotency-Key required"}, status_code=400)
         fault = state.faults.draw()
-        if fault.startswith("status"):
-            status = state.faults.status_of(fault)
-            return JSONResponse({"error": "simulated"}, status_code=status)
-        if fault == "reset":
-            return dropped_connection()
+        refused = state.faults.refusal(fault)
+        if refused is not None:
+            return refused
         if key in state.keys:
             state.duplicates += 1
             return False, fault

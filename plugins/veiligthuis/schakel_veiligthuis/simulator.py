@@ -28,7 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from gateway.core.problems import Problem
-from gateway.core.simulators import Faults, dropped_connection
+from gateway.core.simulators import Faults
 from gateway.core.xml import parse_xml
 from schakel_care4.fixtures import REGIONS
 from schakel_veiligthuis.melding import NAMESPACE, schema
@@ -96,11 +96,9 @@ def create_app() -> FastAPI:
         if not key:
             return JSONResponse({"error": "Idempotency-Key required"}, status_code=400)
         mode = state.faults.draw()
-        if mode.startswith("status"):
-            status = state.faults.status_of(mode)
-            return JSONResponse({"error": "simulated"}, status_code=status)
-        if mode == "reset":
-            return dropped_connection()
+        refused = state.faults.refusal(mode)
+        if refused is not None:
+            return refused
         if mode == "reject":
             return JSONResponse({"error": "melding refused (simulated)"}, status_code=422)
         if key in state.keys:

@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from gateway.core.problems import Problem
-from gateway.core.simulators import Faults, dropped_connection
+from gateway.core.simulators import Faults
 from schakel_wmo import iwmo
 
 
@@ -40,11 +40,9 @@ def create_app() -> FastAPI:
     async def receive(request: Request) -> Response:
         body = await request.body()
         mode = state.faults.draw()
-        if mode.startswith("status"):
-            status = state.faults.status_of(mode)
-            return JSONResponse({"error": "simulated"}, status_code=status)
-        if mode == "reset":
-            return dropped_connection()
+        refused = state.faults.refusal(mode)
+        if refused is not None:
+            return refused
         try:
             bericht, root = iwmo.parse(body)
         except Problem as problem:
