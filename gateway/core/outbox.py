@@ -105,9 +105,28 @@ def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: 
         select(ITEMS.c.exchange_id)
         .where(ITEMS.c.exchange_id.in_([row.exchange_id for row in candidates]), *_due(now))
         .with_for_update(skip_locked=True)).scalars())
+    ordered = [route.id for route in gw.registry.routes.values() if route.ordered]
+    subjects: dict[str, tuple[str, str | None]] = {}
+    busy: set[tuple[str, str | None]] = set()
+    if ordered:
+        # On an ordered route, a client's next message waits while one of theirs is out (leased,
+        # by any process) and goes oldest first (candidates are in due order per partner).
+        subjects = {row.id: (row.route_id, row.subject) for row in connection.execute(
+            select(EXCHANGES.c.id, EXCHANGES.c.route_id, EXCHANGES.c.subject)
+            .where(EXCHANGES.c.id.in_([row.exchange_id for row in candidates])))}
+        busy = {(row.partner_id, row.subject) for row in connection.execute(
+            select(ITEMS.c.partner_id, EXCHANGES.c.subject).join(EXCHANGES, EXCHANGES.c.id == ITEMS.c.exchange_id)
+            .where(ITEMS.c.lease_until > now, EXCHANGES.c.route_id.in_(ordered)))}
     chosen: list[tuple[str, str]] = []
     for exchange_id, partner_id in candidates:
         left = budget.get(partner_id, per_partner)
+        route_id, subject = subjects.get(exchange_id, ("", None))
+        key = (partner_id, subject)
+        serial = route_id in ordered
+        if serial and key in busy:
+            continue
+        if serial:
+            busy.add(key)  # the older ones come first; a younger one waits even if this one is locked elsewhere
         if exchange_id in locked and left > 0 and len(chosen) < limit:
             chosen.append((exchange_id, partner_id))
             budget[partner_id] = left - 1

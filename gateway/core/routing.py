@@ -34,6 +34,10 @@ class Route:
     sources: tuple[str, ...] = ("hulpverlener", "beheerder")
     data_categories: tuple[str, ...] = ()
     description: str = ""
+    # One at a time per client and partner, oldest first: for messages whose effect depends on
+    # what the partner holds when it arrives (a read-then-write, like a WMO301's allocations into
+    # the ECD), so two of them about one client never race each other.
+    ordered: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -60,6 +64,7 @@ class Route:
             "sources": list(self.sources),
             "data_categories": list(self.data_categories),
             "description": self.description,
+            "ordered": self.ordered,
         }
 
 
@@ -77,6 +82,7 @@ class RouteFileEntry(BaseModel):
     sources: list[str] = Field(default_factory=lambda: ["hulpverlener", "beheerder"])
     data_categories: list[str] = Field(default_factory=list)
     description: str = ""
+    ordered: bool = False
 
 
 class RouteFile(BaseModel):

@@ -238,3 +238,36 @@ def test_a_claim_gives_a_partner_no_more_than_what_is_left_of_its_share(live_gat
     assert (attempts, claimed) == ([], 0)
     attempts, claimed = outbox.take(live_gateway.gw, "test-owner", 32, per_partner=4, in_flight={})
     assert len(attempts) == 4
+
+
+def test_on_an_ordered_route_a_clients_next_message_waits_until_the_one_before_is_done(database_url, tmp_path):
+    """Two WMO301s about one client must not be attempted at once: each reads the client's
+    arrangements and then writes, and an older one could leave in force what a newer one ended."""
+    import json
+
+    from gateway.app import create_app
+    from gateway.core import outbox
+    from gateway.core.connectors import DeliveryResult
+    from tests.conftest import LiveGateway, make_settings
+
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(json.dumps({"routes": [{
+        "id": "webhook.notice-ordered", "message_type": "notice", "target": "webhook", "purpose": "signalering",
+        "legal_bases": ["toestemming"], "mapping": "webhook_notice", "ordered": True}]}))
+    settings = make_settings(database_url, tmp_path, routes_file=str(routes), worker_enabled=False)
+    with ThreadServer(create_app(settings)) as server:
+        live = LiveGateway(server)
+        live.add_partner("partner-a", "http://127.0.0.1:9/unused")
+        with live.client("hulpverlener") as client:
+            ids = [submit(client, notice(f"r-ordered-{i}"), route="webhook.notice-ordered").json()["exchange_id"]
+                   for i in range(3)]
+            plain = submit(client, notice("r-plain")).json()["exchange_id"]
+        gw = live.gw
+        first, _ = outbox.take(gw, "test-owner", 32, per_partner=32)
+        # The oldest of the client's ordered messages, and the unordered one beside it.
+        assert sorted(attempt.exchange_id for attempt in first) == sorted([ids[0], plain])
+        assert outbox.take(gw, "test-owner", 32, per_partner=32) == ([], 0)  # the client's first is still out
+        by_id = {attempt.exchange_id: attempt for attempt in first}
+        assert outbox.record(gw, by_id[ids[0]], DeliveryResult("delivered", "ok", 200)) == "delivered"
+        second, _ = outbox.take(gw, "test-owner", 32, per_partner=32)
+        assert [attempt.exchange_id for attempt in second] == [ids[1]]

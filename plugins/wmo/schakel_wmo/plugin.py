@@ -30,6 +30,9 @@ TOEWIJZING_ROUTE = Route(
     # Only through POST /partners/wmo/berichten, which checks the message against the official XSD.
     sources=(),
     description="A municipality's allocation (WMO301) into the client's arrangements in the ECD.",
+    # Each sync reads the client's arrangements and then writes: two at once could both read before
+    # either wrote, and an older one leave an allocation in force that the newer one ended.
+    ordered=True,
 )
 
 
