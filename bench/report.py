@@ -474,7 +474,7 @@ def _gap(results: dict[str, Any], w: Any) -> None:
     w("4. **Processes on one SQLite file** queue for the writer on a file lock instead of sleeping in SQLite's "
       "busy handler, so a second process adds throughput instead of taking it away.")
     w("5. **Partners isolated** in the delivery worker (fair claims, a share of the slots per partner, a "
-      "circuit breaker per partner): not exercised by this bench, which has one partner per message, but it keeps a slow partner from stalling the rest "
+      "partner's waiting messages released when it answers again): not exercised by this bench, which has one partner per message, but it keeps a slow partner from stalling the rest "
       "(docs/reliability.md).\n")
     w("What is left is mostly CPU in a Python process, which the GIL holds to about one core: FastAPI and httpx "
       "(which the relay pays too), SQLAlchemy's statement execution, the audit chain's hashing, encryption, and "

@@ -58,11 +58,9 @@ class Settings(BaseSettings):
     worker_batch_size: int = 32
     # The most of the worker's slots one partner may hold, so a slow partner leaves room for the rest.
     worker_partner_share: float = Field(0.5, gt=0, le=1)
-    # A partner's circuit opens after this many failed attempts in a row; one probe per cool-down
-    # (doubling up to the maximum) until it answers. See gateway/core/breaker.py.
+    # A partner counts as down after this many failed attempts in a row; its first answer after
+    # that releases its waiting messages at once. See gateway/core/breaker.py.
     breaker_threshold: int = Field(5, ge=1)
-    breaker_cooldown_seconds: float = Field(2.0, gt=0)
-    breaker_max_cooldown_seconds: float = Field(60.0, gt=0)
     lease_seconds: float = 60.0
     attempt_deadline_seconds: float = 30.0
     connect_timeout_seconds: float = 5.0

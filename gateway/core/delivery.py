@@ -8,7 +8,8 @@ attempts themselves are async on the shared HTTP client.
 
 Partners are kept from slowing each other down: one partner may hold at most its share of the
 slots, claims take every partner's longest-waiting message first (:func:`outbox.take`), and a
-partner that keeps failing is cut off by its circuit breaker (:mod:`gateway.core.breaker`). A
+partner that was down gets its waiting messages released the moment it answers again
+(:mod:`gateway.core.breaker`). A
 message that keeps failing only ever delays itself: its back-off moves its own ``due_at``.
 """
 
@@ -54,9 +55,7 @@ class DeliveryWorker:
         self._outcomes: asyncio.Queue[tuple[outbox.Attempt, DeliveryResult]] = asyncio.Queue()
         self._recorder: asyncio.Task[None] | None = None
         self.share = max(1, int(settings.worker_concurrency * settings.worker_partner_share))
-        self.breakers = Breakers(threshold=settings.breaker_threshold,
-                                 base_cooldown=settings.breaker_cooldown_seconds * settings.retry_scale,
-                                 max_cooldown=settings.breaker_max_cooldown_seconds * settings.retry_scale)
+        self.breakers = Breakers(threshold=settings.breaker_threshold)
         self.running = False
 
     def wake(self) -> None:
@@ -72,18 +71,12 @@ class DeliveryWorker:
                 wanted = min(free, settings.worker_batch_size)
                 claimed = 0
                 if wanted > 0:
-                    # Open circuits, each with whether a probe may go out now (allow() books it).
-                    circuits = {partner: self.breakers.allow(partner) for partner in self.breakers.open_partners()}
                     try:
                         attempts, claimed = await asyncio.to_thread(outbox.take, self.gw, self.owner, wanted,
-                                                                    self.share, dict(self._in_flight), circuits)
+                                                                    self.share, dict(self._in_flight))
                     except Exception as exc:  # the database may be briefly unavailable; keep the loop alive
                         log.warning("claim_failed", error_type=type(exc).__name__)
                         attempts = []
-                    sent_to = {attempt.partner.id for attempt in attempts}
-                    for partner, probe in circuits.items():
-                        if probe and partner not in sent_to:
-                            self.breakers[partner].probing = False  # nothing of theirs was due: probe next time
                     for attempt in attempts:
                         self._in_flight[attempt.partner.id] += 1
                         task = asyncio.create_task(self._attempt(attempt))

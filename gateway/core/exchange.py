@@ -7,9 +7,6 @@
                    v             v           v  |      v
                 refused       refused     parked  failed -> sending (retry) ... -> dead -> replayed -> queued
 
-``queued``/``failed`` -> ``failed`` is an attempt counted but not made: the partner's circuit breaker
-is open (gateway/core/breaker.py).
-
 Every transition is a row in ``exchange_transitions`` with a timestamp and a reason, and an
 audit event, both in the transaction that makes the change. Observers hear of it through the
 ``exchange_event`` hook once that transaction has committed.
@@ -38,11 +35,10 @@ ALLOWED: dict[str | None, frozenset[str]] = {
     "received": frozenset({"validated", "refused"}),
     "validated": frozenset({"authorised", "refused"}),
     "authorised": frozenset({"queued"}),
-    # queued/failed -> failed: an attempt counted but not made (the partner's circuit is open).
-    "queued": frozenset({"sending", "failed", "parked", "refused", "dead"}),
+    "queued": frozenset({"sending", "parked", "refused", "dead"}),
     "parked": frozenset({"queued", "refused"}),
     "sending": frozenset({"delivered", "failed", "dead", "refused"}),
-    "failed": frozenset({"sending", "failed", "parked", "refused", "dead"}),
+    "failed": frozenset({"sending", "parked", "refused", "dead"}),
     "delivered": frozenset({"acknowledged"}),
     "acknowledged": frozenset(),
     "refused": frozenset(),

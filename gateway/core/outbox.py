@@ -66,26 +66,24 @@ def _due(now: Any) -> list[Any]:
             or_(OutboxItem.lease_until.is_(None), OutboxItem.lease_until < now)]
 
 
-def take(gw: "Gateway", owner: str, limit: int, per_partner: int, in_flight: Mapping[str, int] | None = None,
-         circuits: Mapping[str, bool] | None = None) -> tuple[list[Attempt], int]:
+def take(gw: "Gateway", owner: str, limit: int, per_partner: int,
+         in_flight: Mapping[str, int] | None = None) -> tuple[list[Attempt], int]:
     """Claim up to ``limit`` due messages and prepare each for its attempt, in one transaction;
     returns the attempts to make and how many messages were claimed (some need none: refused on
-    the re-check, parked, or not sent because their partner's circuit is open).
+    the re-check, or parked).
 
     Fair between partners: no partner gets more than ``per_partner`` less what it has
     ``in_flight``, and the longest-waiting message of *every* partner with due messages comes
     before the second of any, so one partner's backlog (after an outage, say) never holds the
-    others' fresh messages back. ``circuits`` names the partners whose circuit breaker is open,
-    each with whether one message may go out now as a probe.
+    others' fresh messages back.
     """
     if limit <= 0:
         return [], 0
-    return gw.store.batched(lambda session: _take(gw, session, owner, limit, per_partner, in_flight or {},
-                                                  circuits or {}))
+    return gw.store.batched(lambda session: _take(gw, session, owner, limit, per_partner, in_flight or {}))
 
 
-def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: int, in_flight: Mapping[str, int],
-          circuits: Mapping[str, bool]) -> tuple[list[Attempt], int]:
+def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: int,
+          in_flight: Mapping[str, int]) -> tuple[list[Attempt], int]:
     now = utcnow()
     budget = {partner: per_partner - count for partner, count in in_flight.items()}
     full = sorted(partner for partner, left in budget.items() if left <= 0)
@@ -137,14 +135,12 @@ def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: 
     rows = {row.id: row for row in connection.execute(
         select(EXCHANGES).where(EXCHANGES.c.id.in_([exchange_id for exchange_id, _ in chosen]))).mappings()}
     paused: dict[str, bool] = {}
-    probes = {partner for partner, probe in circuits.items() if probe}
     attempts = []
     for exchange_id, partner_id in chosen:
         # What a failed preparation queued (audit entries, events) is taken back; it wrote nothing.
         marks = mark(session)
-        held_back = partner_id in circuits and partner_id not in probes
         try:
-            attempt = _prepare(gw, session, exchange_id, partner_id, rows.get(exchange_id), paused, held_back, now)
+            attempt = _prepare(gw, session, exchange_id, partner_id, rows.get(exchange_id), paused, now)
         except _Changed:
             undo_since(session, marks)  # another decided on it meanwhile (a withdrawal, say); its lease runs out
             continue
@@ -155,7 +151,6 @@ def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: 
             continue
         if attempt is not None:
             attempts.append(attempt)
-            probes.discard(partner_id)  # one probe per open circuit
     return attempts, len(chosen)
 
 
@@ -164,9 +159,8 @@ class _Changed(Exception):
 
 
 def _prepare(gw: "Gateway", session: Session, exchange_id: str, partner_id: str, row: Any,
-             paused: dict[str, bool], held_back: bool, now: Any) -> Attempt | None:
-    """Re-check the basis, respect pause and an open circuit, mark ``sending``; ``None`` when
-    nothing is to be sent now. Everything is decided first and written last, in plain statements,
+             paused: dict[str, bool], now: Any) -> Attempt | None:
+    """Re-check the basis, respect pause, mark ``sending``; ``None`` when nothing is to be sent now. Everything is decided first and written last, in plain statements,
     so a failure writes nothing."""
     connection = session.connection()
     partner = session.get(Partner, partner_id)
@@ -179,14 +173,8 @@ def _prepare(gw: "Gateway", session: Session, exchange_id: str, partner_id: str,
         # The last attempt's worker died mid-delivery: its outcome is unknown.
         transition(session, exchange, "failed", actor=WORKER, reason="attempt interrupted; outcome unknown",
                    attempt=exchange.attempts)
-    policy = get_policy(exchange.retry_policy)
-    elapsed = (now - exchange.retry_started_at).total_seconds()
-    # If this attempt failed, would the message be dead? Then it goes out even through an open
-    # circuit: no message is given up on without a real last try.
-    delay_after = policy.next_delay(exchange.attempts + 1, elapsed, gw.settings.retry_scale)
     decision = gw.policy.recheck(session, exchange, partner)
     item_change: Any = None
-    extra: dict[str, Any] = {}
     if not decision.allowed:
         transition(session, exchange, "refused", actor=WORKER, reason=decision.reason)
         item_change = delete(ITEMS)
@@ -197,15 +185,6 @@ def _prepare(gw: "Gateway", session: Session, exchange_id: str, partner_id: str,
             why = "connector paused" if paused[exchange.connector_type] else "partner paused"
             transition(session, exchange, "parked", actor=WORKER, reason=why)
             item_change = update(ITEMS).values(held=True, lease_owner=None, lease_until=None)
-        elif held_back and delay_after is not None:
-            # Counted as a failed attempt, so the message keeps its back-off and retry budget as if
-            # it had been tried, but nothing leaves: its audit entry names no fields.
-            exchange.attempts += 1
-            why = "not sent: partner unavailable (circuit open)"
-            transition(session, exchange, "failed", actor=WORKER, reason=why, attempt=exchange.attempts, at=now)
-            extra["last_error"] = why
-            item_change = update(ITEMS).values(due_at=now + timedelta(seconds=delay_after), lease_owner=None,
-                                               lease_until=None)
         else:
             exchange.attempts += 1
             transition(session, exchange, "sending", actor=WORKER, attempt=exchange.attempts)
@@ -214,7 +193,7 @@ def _prepare(gw: "Gateway", session: Session, exchange_id: str, partner_id: str,
     moved = connection.execute(
         update(EXCHANGES).where(EXCHANGES.c.id == exchange_id, EXCHANGES.c.state == was)
         .values(state=exchange.state, state_reason=exchange.state_reason, updated_at=exchange.updated_at,
-                attempts=exchange.attempts, **extra)).rowcount
+                attempts=exchange.attempts)).rowcount
     if moved != 1:
         raise _Changed()
     if item_change is not None:
