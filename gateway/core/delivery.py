@@ -9,8 +9,8 @@ attempts themselves are async on the shared HTTP client.
 Partners are kept from slowing each other down: one partner may hold at most its share of the
 slots, claims take every partner's longest-waiting message first (:func:`outbox.take`), and a
 partner that was down gets its waiting messages released the moment it answers again
-(:mod:`gateway.core.breaker`). A
-message that keeps failing only ever delays itself: its back-off moves its own ``due_at``.
+(:mod:`gateway.core.breaker`). A message that keeps failing only ever delays itself: its back-off
+moves its own ``due_at``.
 """
 
 from __future__ import annotations
