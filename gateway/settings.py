@@ -59,8 +59,8 @@ class Settings(BaseSettings):
     # The most of the worker's slots one partner may hold, so a slow partner leaves room for the rest.
     worker_partner_share: float = Field(0.5, gt=0, le=1)
     # A partner counts as down after this many failed attempts in a row; its first answer after
-    # that releases its waiting messages at once. See gateway/core/breaker.py.
-    breaker_threshold: int = Field(5, ge=1)
+    # that releases its waiting messages at once. See gateway/core/partner_health.py.
+    partner_down_after_failures: int = Field(5, ge=1)
     lease_seconds: float = 60.0
     attempt_deadline_seconds: float = 30.0
     connect_timeout_seconds: float = 5.0

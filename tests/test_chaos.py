@@ -240,7 +240,7 @@ def test_a_backlog_drains_exactly_once_with_bounded_memory(drained):
 # A latency comparison is a measurement, not a CI check (its outcome depends on what else the machine
 # does): it runs with the proofs (`make proof` sets SCHAKEL_PROOF=1). What keeps the other partner
 # flowing: fair claims and a share of the slots per partner
-# (gateway/core/delivery.py, breaker.py).
+# (gateway/core/delivery.py, partner_health.py).
 @pytest.mark.skipif(not os.environ.get("SCHAKEL_PROOF"), reason="a timing measurement: runs under make proof")
 def test_another_partner_is_not_slowed_by_a_drain(drained):
     latency = drained["other_partner_latency"]

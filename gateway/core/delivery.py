@@ -9,7 +9,7 @@ attempts themselves are async on the shared HTTP client.
 Partners are kept from slowing each other down: one partner may hold at most its share of the
 slots, claims take every partner's longest-waiting message first (:func:`outbox.take`), and a
 partner that was down gets its waiting messages released the moment it answers again
-(:mod:`gateway.core.breaker`). A message that keeps failing only ever delays itself: its back-off
+(:mod:`gateway.core.partner_health`). A message that keeps failing only ever delays itself: its back-off
 moves its own ``due_at``.
 """
 
@@ -28,7 +28,7 @@ from opentelemetry import trace
 from opentelemetry.propagate import inject
 
 from gateway.core import outbox
-from gateway.core.breaker import Breakers
+from gateway.core.partner_health import PartnerHealth
 from gateway.core.connectors import Delivery, DeliveryResult
 from gateway.logging import safe_frames
 
@@ -55,7 +55,7 @@ class DeliveryWorker:
         self._outcomes: asyncio.Queue[tuple[outbox.Attempt, DeliveryResult]] = asyncio.Queue()
         self._recorder: asyncio.Task[None] | None = None
         self.share = max(1, int(settings.worker_concurrency * settings.worker_partner_share))
-        self.breakers = Breakers(threshold=settings.breaker_threshold)
+        self.health = PartnerHealth(threshold=settings.partner_down_after_failures)
         self.running = False
 
     def wake(self) -> None:
@@ -121,7 +121,7 @@ class DeliveryWorker:
                     result = DeliveryResult("retry", f"connector type {attempt.connector_type} is not enabled")
                 else:
                     result = await self._deliver(connector, attempt)
-                    if self.breakers.observe(partner_id, result.outcome):
+                    if self.health.observe(partner_id, result.outcome):
                         log.info("partner_recovered", partner=partner_id)
                         asyncio.create_task(self._release_waiting(partner_id))
                 self.gw.instruments.delivery_duration.record(

@@ -57,7 +57,7 @@ class GroupCommit:
         self._queue: deque[_Ticket[Any]] = deque()
         self._leading = False
         self._leader = threading.local()
-        self.batches = 0  # for tests and the bench: how many commits served how many units
+        self.batches = 0  # for the tests: how many commits served how many units
         self.units = 0
 
     def run(self, unit: Callable[[Session], T]) -> T:

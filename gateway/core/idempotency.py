@@ -8,8 +8,8 @@ the key up (:func:`lookup`, a read), does its work, and stores the answer in the
 creates the exchange (:func:`store_answer`). Two requests with one key racing each other both get
 that far; the second to commit finds the key taken (:class:`Taken`), its transaction rolls back
 with nothing written, and it answers with the first one's stored answer. Callers whose work has
-effects outside that transaction claim the key first (:func:`claim`, :func:`complete`,
-:func:`release`); a claim whose holder died (``kill -9`` mid-request) expires and may be taken over.
+effects outside that transaction claim the key first (:func:`claim`, then :func:`complete`); a
+claim whose holder died (``kill -9`` mid-request) expires and may be taken over.
 """
 
 from __future__ import annotations
@@ -123,11 +123,3 @@ def complete(session: Session, source: str, key: str, status: int, body: dict[st
     row.status, row.locked_until = "done", None
     row.response_status, row.response_body, row.response_media_type = status, body, media_type
     row.exchange_id = exchange_id
-
-
-def release(store: Store, source: str, key: str) -> None:
-    """Forget a claim whose request failed before anything was stored, so a corrected retry runs."""
-    with store.transaction() as session:
-        row = session.get(InboundRequest, (source, key))
-        if row is not None and row.status == "processing":
-            session.delete(row)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass
-class Breakers:
+class PartnerHealth:
     threshold: int = 5
     failures: dict[str, int] = field(default_factory=dict)
 
