@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 5 * 1024 * 1024
     public_base_url: str = "http://127.0.0.1:8000"
 
+    # A token found valid is trusted this long without asking the database again; a token revoked
+    # by another process (the CLI) is refused at the latest this long after. 0: ask every time.
+    token_cache_seconds: float = Field(2.0, ge=0, le=60)
+
     # Delivery
     auto_migrate: bool = True
     worker_enabled: bool = True

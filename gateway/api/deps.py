@@ -7,7 +7,7 @@ from typing import Annotated, Callable
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from gateway.core.auth import Principal, authenticate
+from gateway.core.auth import Principal, authenticate_until
 from gateway.core.problems import Problem
 from gateway.core.runtime import Gateway
 
@@ -26,11 +26,17 @@ async def get_principal(request: Request, gw: GatewayDep) -> Principal:
         raise Problem("unauthenticated", "Send a bearer token in the Authorization header.",
                       headers={"WWW-Authenticate": "Bearer"})
 
+    token = token.strip()
+
     def _check() -> Principal | None:
         with gw.store.reading() as session:
-            return authenticate(session, token.strip())
+            found = authenticate_until(session, token)
+        if found is None:
+            return None
+        gw.tokens.put(token, *found)
+        return found[0]
 
-    principal = await run_in_threadpool(_check)
+    principal = gw.tokens.get(token) or await run_in_threadpool(_check)
     if principal is None:
         raise Problem("unauthenticated", "The token is unknown, expired or revoked.", headers={"WWW-Authenticate": "Bearer"})
     client = request.client.host if request.client else None

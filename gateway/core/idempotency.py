@@ -30,6 +30,12 @@ from gateway.core.store import Store
 
 MAX_KEY_LENGTH = 255
 
+# Built once: the same statement every time, so SQLAlchemy compiles it once (parameters vary).
+_INSERT_UNLESS_TAKEN = {
+    name: insert(InboundRequest).on_conflict_do_nothing().returning(InboundRequest.key)
+    for name, insert in (("sqlite", sqlite_insert), ("postgresql", postgres_insert))
+}
+
 
 @dataclass(frozen=True)
 class StoredAnswer:
@@ -88,10 +94,15 @@ def check_key(key: str) -> None:
 
 def lookup(store: Store, source: str, key: str, body_fingerprint: str) -> StoredAnswer | None:
     """The stored answer for ``key``, if it was handled; 422 for another body, 409 while claimed."""
-    check_key(key)
     with store.reading() as session:
-        row = session.get(InboundRequest, (source, key))
-        return None if row is None else _answer_of(row, body_fingerprint, utcnow())
+        return lookup_in(session, source, key, body_fingerprint)
+
+
+def lookup_in(session: Session, source: str, key: str, body_fingerprint: str) -> StoredAnswer | None:
+    """:func:`lookup` within a read transaction the caller already has."""
+    check_key(key)
+    row = session.get(InboundRequest, (source, key))
+    return None if row is None else _answer_of(row, body_fingerprint, utcnow())
 
 
 def store_answer(session: Session, source: str, key: str, body_fingerprint: str, status: int, body: dict[str, Any],
@@ -102,9 +113,7 @@ def store_answer(session: Session, source: str, key: str, body_fingerprint: str,
     values = dict(source=source, key=key, fingerprint=body_fingerprint, status="done", locked_until=None,
                   response_status=status, response_body=body, response_media_type=media_type,
                   exchange_id=exchange_id, created_at=utcnow())
-    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgres_insert
-    statement = insert(InboundRequest).values(values).on_conflict_do_nothing().returning(InboundRequest.key)
-    if session.execute(statement).first() is not None:
+    if session.connection().execute(_INSERT_UNLESS_TAKEN[session.get_bind().dialect.name], values).first() is not None:
         return
     row = session.get(InboundRequest, (source, key), populate_existing=True)
     if row is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -65,25 +66,36 @@ class Pipeline:
         route = self.gw.registry.routes.get(route_id)
         if route is None:
             raise Problem("unknown-route", "No route with that id is configured.")
-        if not internal:
-            self._check_source(route, principal)
         correlation_id = correlation_id or str(uuid.uuid4())
         structlog.contextvars.bind_contextvars(correlation_id=correlation_id, route=route.id)
-        with tracer.start_as_current_span("pipeline.parse", attributes={"gateway.route": route.id}):
-            parsed = self._parse(route, body, media_type, principal)
-        if parsed.correlation_id:
-            correlation_id = parsed.correlation_id
-        key = idempotency_key or (f"message-id:{parsed.partner_message_id}" if parsed.partner_message_id else None)
-        if key is None:
-            return self._process(route, body, parsed, principal, claimed_basis, correlation_id, None)
-        claim = (principal.source, key, idempotency.fingerprint(request_body or body))
-        stored = idempotency.lookup(self.gw.store, *claim)
+        # Everything this request reads, it reads in one transaction: who may send, whether the key
+        # was answered before, the partner and the basis. Nothing is written here.
+        with self.gw.store.reading() as session:
+            if not internal:
+                self._check_source(session, route, principal)
+            with tracer.start_as_current_span("pipeline.parse", attributes={"gateway.route": route.id}):
+                parsed = self._parse(route, body, media_type, principal)
+            received_at = utcnow()
+            if parsed.correlation_id:
+                correlation_id = parsed.correlation_id
+            key = idempotency_key or (f"message-id:{parsed.partner_message_id}" if parsed.partner_message_id else None)
+            claim = None if key is None else (principal.source, key, idempotency.fingerprint(request_body or body))
+            stored = None if claim is None else idempotency.lookup_in(session, *claim)
+            if stored is None:
+                subject = ((parsed.subject if parsed.subject_is_pseudonym else self.gw.pseudonymise(parsed.subject))
+                           if parsed.subject else None)
+                partner = self._resolve_partner(session, route, parsed)
+                with tracer.start_as_current_span("pipeline.authorise"):
+                    decision = self.gw.policy.authorise(session, Request("submit", route, partner, subject,
+                                                                         claimed_basis, parsed.basis_evidence))
         if stored is None:
             try:
-                return self._process(route, body, parsed, principal, claimed_basis, correlation_id, claim)
+                return self._process(route, parsed, principal, correlation_id, claim, subject, partner, decision,
+                                     received_at)
             except idempotency.Taken:
                 # A request with the same key committed while this one was being processed (a
                 # client's retry racing its original): nothing of ours was written; answer as it was.
+                assert claim is not None
                 stored = idempotency.lookup(self.gw.store, *claim)
                 if stored is None:
                     raise Problem("idempotency-conflict", "The first request with this key is still being handled; "
@@ -92,11 +104,10 @@ class Pipeline:
 
     # --- steps -----------------------------------------------------------------------------------
 
-    def _check_source(self, route: Route, principal: Principal) -> None:
+    def _check_source(self, session: Session, route: Route, principal: Principal) -> None:
         if principal.role == "partner":
-            with self.gw.store.reading() as session:
-                partner = session.get(Partner, principal.partner_id)
-                kind = partner.connector_type if partner else None
+            partner = session.get(Partner, principal.partner_id)
+            kind = partner.connector_type if partner else None
             if f"partner:{kind}" not in route.sources:
                 raise Problem("forbidden", "This partner may not send messages on this route.")
         elif principal.role not in route.sources:
@@ -134,17 +145,11 @@ class Pipeline:
             return serialised
         return json.dumps(fields, separators=(",", ":"), ensure_ascii=False, default=str).encode(), "application/json"
 
-    def _process(self, route: Route, body: bytes, parsed: ParsedMessage, principal: Principal,
-                 claimed_basis: str | None, correlation_id: str, claim: tuple[str, str] | None) -> Answer:
+    def _process(self, route: Route, parsed: ParsedMessage, principal: Principal, correlation_id: str,
+                 claim: tuple[str, str, str] | None, subject: str | None, partner: Partner, decision: Decision,
+                 received_at: datetime) -> Answer:
         gw = self.gw
-        received_at = utcnow()
-        subject = (parsed.subject if parsed.subject_is_pseudonym else gw.pseudonymise(parsed.subject)) if parsed.subject else None
         exchange_id = str(uuid.uuid4())
-        with gw.store.reading() as session:
-            partner = self._resolve_partner(session, route, parsed)
-            with tracer.start_as_current_span("pipeline.authorise"):
-                decision = gw.policy.authorise(session, Request("submit", route, partner, subject, claimed_basis,
-                                                                parsed.basis_evidence))
         validated_at = utcnow()
         mapped_fields: dict[str, Any] = {}
         names: list[str] = []

@@ -11,6 +11,7 @@ import httpx
 import pluggy
 import structlog
 
+from gateway.core.auth import TokenCache
 from gateway.core.crypto import Box
 from gateway.core.mapping import Mapping, MappingError, load_mappings
 from gateway.core.plugins import PluginError, Registry, add_routes, build_plugin_manager, collect
@@ -47,6 +48,7 @@ class Gateway:
         self.mappings = self._load_mappings(settings.mappings_dir or DEFAULT_MAPPINGS_DIR)
         self.policy = Policy(self.registry)
         self.pipeline = Pipeline(self)
+        self.tokens = TokenCache(settings.token_cache_seconds)
         self.http: httpx.AsyncClient | None = None  # type: ignore[assignment]
         self.workers: list[Any] = []
         from gateway.telemetry import Instruments
