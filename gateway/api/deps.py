@@ -12,7 +12,8 @@ from gateway.core.problems import Problem
 from gateway.core.runtime import Gateway
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
+    # async although it awaits nothing: FastAPI runs a plain ``def`` dependency on a worker thread.
     return request.app.state.gateway
 
 

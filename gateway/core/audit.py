@@ -15,6 +15,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import insert, select, text
@@ -55,13 +56,13 @@ def _canonical_value(value: Any) -> Any:
     return value
 
 
-def canonical(entry: AuditEntry) -> bytes:
+def canonical(entry: Any) -> bytes:
     """The serialisation that is hashed: sorted keys, no whitespace, UTC timestamps."""
     data = {name: _canonical_value(getattr(entry, name)) for name in HASHED_FIELDS}
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
+def entry_hash(prev_hash: str, entry: Any) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(entry)).hexdigest()
 
 
@@ -90,11 +91,13 @@ def record(
     fields: list[str] | None = None,
     payload_digest: str | None = None,
     detail: str | None = None,
-) -> AuditEntry:
+) -> Any:
     """Queue one event in the caller's transaction, so it commits or vanishes with the change."""
     if action_code not in "CRUDE":
         raise ValueError("action_code is one of C, R, U, D, E")
-    entry = AuditEntry(
+    # A plain object with the entry's fields: the ORM's bookkeeping per entry is wasted on a row
+    # that :func:`seal` inserts as a plain row anyway.
+    entry = SimpleNamespace(
         event_id=str(uuid.uuid4()),
         event_type=event_type,
         action_code=action_code,
@@ -125,7 +128,7 @@ _COLUMNS = HASHED_FIELDS + ("prev_hash", "hash")
 
 def seal(session: Session) -> int:
     """Chain and insert the entries queued in this transaction; returns how many."""
-    pending: list[AuditEntry] = session.info.pop("audit_pending", [])
+    pending: list[Any] = session.info.pop("audit_pending", [])
     session.flush()  # every other change first, so no row lock is taken after the chain lock
     if not pending:
         return 0
@@ -135,5 +138,5 @@ def seal(session: Session) -> int:
         entry.hash = head = entry_hash(head, entry)
     # Plain rows in one executemany: a group commit seals hundreds of entries at a time, and the
     # ORM's bookkeeping per object is what would hold the write lock.
-    session.execute(insert(AuditEntry), [{name: getattr(entry, name) for name in _COLUMNS} for entry in pending])
+    session.execute(insert(AuditEntry.__table__), [{name: getattr(entry, name) for name in _COLUMNS} for entry in pending])
     return len(pending)

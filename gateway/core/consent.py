@@ -62,7 +62,7 @@ def record(session: Session, data: ConsentIn, subject: str, actor: audit.Actor) 
     return consent
 
 
-def is_valid(consent: Consent, at: datetime) -> bool:
+def is_valid(consent: Any, at: datetime) -> bool:
     return (consent.status == "active" and consent.valid_from <= at
             and (consent.valid_to is None or at < consent.valid_to))
 
@@ -78,13 +78,16 @@ def why_invalid(consent: Consent, at: datetime) -> str:
 
 
 def find_active(session: Session, subject: str, partner: "Partner", partner_kinds: set[str], purpose: str,
-                categories: tuple[str, ...], at: datetime | None = None) -> Consent | None:
+                categories: tuple[str, ...], at: datetime | None = None) -> Any:
+    """The client's newest active consent that covers this partner, purpose and data categories:
+    its row (read on every submission, and only looked at), or None."""
     at = at or utcnow()
-    query = select(Consent).where(
-        Consent.client == subject, Consent.status == "active", Consent.purpose == purpose,
-        or_(Consent.partner_id == partner.id, Consent.partner_kind.in_(partner_kinds)),
-    ).order_by(Consent.recorded_at.desc())
-    for consent in session.scalars(query):
+    table = Consent.__table__
+    query = select(table).where(
+        table.c.client == subject, table.c.status == "active", table.c.purpose == purpose,
+        or_(table.c.partner_id == partner.id, table.c.partner_kind.in_(partner_kinds)),
+    ).order_by(table.c.recorded_at.desc())
+    for consent in session.connection().execute(query):
         if is_valid(consent, at) and set(categories) <= set(consent.data_categories or []):
             return consent
     return None

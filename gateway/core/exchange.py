@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -29,6 +31,13 @@ STATES = (
     "acknowledged", "failed", "dead", "replayed", "parked",
 )
 TERMINAL = frozenset({"refused", "delivered", "acknowledged", "dead"})
+
+
+def draft(**columns: Any) -> Any:
+    """An exchange's columns as a plain object that :func:`transition` can move, for the hot paths
+    that write the row themselves with a plain statement: never added to a session, so it costs
+    none of the ORM's bookkeeping. Carries what it is given and nothing else."""
+    return SimpleNamespace(**columns)
 
 ALLOWED: dict[str | None, frozenset[str]] = {
     None: frozenset({"received"}),

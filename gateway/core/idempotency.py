@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -30,6 +31,9 @@ from gateway.core.store import Store
 
 MAX_KEY_LENGTH = 255
 
+_REQUESTS = InboundRequest.__table__
+# A plain row, not an ORM object: read on every request that carries a key, and only looked at.
+_BY_KEY = select(_REQUESTS).where(_REQUESTS.c.source == bindparam("source"), _REQUESTS.c.key == bindparam("key"))
 # Built once: the same statement every time, so SQLAlchemy compiles it once (parameters vary).
 _INSERT_UNLESS_TAKEN = {
     name: insert(InboundRequest).on_conflict_do_nothing().returning(InboundRequest.key)
@@ -76,7 +80,7 @@ def claim(store: Store, source: str, key: str, body_fingerprint: str, hold_secon
         return None
 
 
-def _answer_of(row: InboundRequest, body_fingerprint: str, now: Any) -> StoredAnswer | None:
+def _answer_of(row: Any, body_fingerprint: str, now: Any) -> StoredAnswer | None:
     if row.fingerprint != body_fingerprint:
         raise Problem("idempotency-key-reused", "This idempotency key was already used with a different body.")
     if row.status == "done":
@@ -101,7 +105,7 @@ def lookup(store: Store, source: str, key: str, body_fingerprint: str) -> Stored
 def lookup_in(session: Session, source: str, key: str, body_fingerprint: str) -> StoredAnswer | None:
     """:func:`lookup` within a read transaction the caller already has."""
     check_key(key)
-    row = session.get(InboundRequest, (source, key))
+    row = session.connection().execute(_BY_KEY, {"source": source, "key": key}).first()
     return None if row is None else _answer_of(row, body_fingerprint, utcnow())
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from gateway.core import audit
 from gateway.core import partners as partner_registry
 from gateway.core.connectors import DeliveryResult
-from gateway.core.exchange import transition
+from gateway.core.exchange import draft, transition
 from gateway.core.models import Exchange, OutboxItem, Partner, utcnow
 from gateway.core.problems import Problem
 from gateway.core.retry import get_policy
@@ -167,7 +167,7 @@ def _prepare(gw: "Gateway", session: Session, exchange_id: str, partner_id: str,
     if row is None or partner is None or row["state"] not in {"queued", "failed", "sending"}:
         connection.execute(delete(ITEMS).where(ITEMS.c.exchange_id == exchange_id))
         return None
-    exchange = Exchange(**row)  # a copy to decide on, never added to the session
+    exchange = draft(**row)  # a copy to decide on
     was = exchange.state
     if exchange.state == "sending":
         # The last attempt's worker died mid-delivery: its outcome is unknown.
@@ -238,7 +238,7 @@ def _record(gw: "Gateway", session: Session, attempt: Attempt, result: DeliveryR
     (``sending``, same attempt number); otherwise our lease ran out and another worker's attempt
     decides, and nothing queued here is written."""
     now = utcnow()
-    exchange = Exchange(**attempt.snapshot, state="sending", attempts=attempt.attempt)  # never added to the session
+    exchange = draft(**attempt.snapshot, state="sending", attempts=attempt.attempt)
     values: dict[str, Any] = {"last_status": result.status}
     delay = None
     if result.outcome == "delivered":

@@ -25,7 +25,7 @@ from gateway.core import audit, idempotency
 from gateway.core import partners as partner_registry
 from gateway.core.auth import Principal
 from gateway.core.crypto import digest
-from gateway.core.exchange import transition
+from gateway.core.exchange import draft, transition
 from gateway.core.messages import InboundMessage, OutboundMessage, ParsedMessage
 from gateway.core.models import Exchange, OutboxItem, Partner, utcnow
 from gateway.core.policy import Decision, Request
@@ -218,7 +218,7 @@ class Pipeline:
         def persist(session: Session) -> None:
             # Never added to the session: the transitions below move its state, and then it is
             # queued as a plain row with the others of the batch (gateway.core.store.queue_insert).
-            exchange = Exchange(**columns)
+            exchange = draft(**columns)
             transition(session, exchange, "received", actor=actor, at=received_at)
             transition(session, exchange, "validated", actor=actor, at=validated_at)
             for path, why in withheld:
