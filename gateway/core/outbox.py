@@ -21,7 +21,7 @@ from gateway.core import audit
 from gateway.core import partners as partner_registry
 from gateway.core.connectors import DeliveryResult
 from gateway.core.exchange import draft, transition
-from gateway.core.models import Exchange, OutboxItem, Partner, utcnow
+from gateway.core.models import Exchange, OutboxItem, utcnow
 from gateway.core.problems import Problem
 from gateway.core.retry import get_policy
 from gateway.core.store import mark, undo_since
@@ -134,13 +134,14 @@ def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: 
                        .values(lease_owner=owner, lease_until=now + timedelta(seconds=gw.settings.lease_seconds)))
     rows = {row.id: row for row in connection.execute(
         select(EXCHANGES).where(EXCHANGES.c.id.in_([exchange_id for exchange_id, _ in chosen]))).mappings()}
+    partners = partner_registry.find_many(session, (partner_id for _, partner_id in chosen))
     paused: dict[str, bool] = {}
     attempts = []
     for exchange_id, partner_id in chosen:
         # What a failed preparation queued (audit entries, events) is taken back; it wrote nothing.
         marks = mark(session)
         try:
-            attempt = _prepare(gw, session, exchange_id, partner_id, rows.get(exchange_id), paused, now)
+            attempt = _prepare(gw, session, exchange_id, partners.get(partner_id), rows.get(exchange_id), paused, now)
         except _Changed:
             undo_since(session, marks)  # another decided on it meanwhile (a withdrawal, say); its lease runs out
             continue
@@ -158,12 +159,11 @@ class _Changed(Exception):
     """The exchange's state moved between reading and writing it."""
 
 
-def _prepare(gw: "Gateway", session: Session, exchange_id: str, partner_id: str, row: Any,
+def _prepare(gw: "Gateway", session: Session, exchange_id: str, partner: partner_registry.PartnerRow | None, row: Any,
              paused: dict[str, bool], now: Any) -> Attempt | None:
     """Re-check the basis, respect pause, mark ``sending``; ``None`` when nothing is to be sent now. Everything is decided first and written last, in plain statements,
     so a failure writes nothing."""
     connection = session.connection()
-    partner = session.get(Partner, partner_id)
     if row is None or partner is None or row["state"] not in {"queued", "failed", "sending"}:
         connection.execute(delete(ITEMS).where(ITEMS.c.exchange_id == exchange_id))
         return None

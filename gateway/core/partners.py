@@ -6,6 +6,7 @@ schema marks secret (``SecretStr``) are stored encrypted and never returned by t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -96,7 +97,8 @@ def public(partner: Partner, manifest: "ConnectorManifest | None" = None, box: B
     }
 
 
-def view(partner: Partner, box: Box) -> PartnerView:
+def view(partner: Partner | PartnerRow, box: Box) -> PartnerView:
+    """What plugins see of a partner (a Partner or its row), its secrets decrypted."""
     return PartnerView(
         id=partner.id,
         connector_type=partner.connector_type,
@@ -188,14 +190,36 @@ def routing_of(session: Session, partner_id: str) -> dict[str, list[str]]:
     return table
 
 
-def resolve(session: Session, connector_type: str, attribute: str, value: str) -> Partner | None:
-    row = session.scalar(select(PartnerRoute).where(
-        PartnerRoute.connector_type == connector_type, PartnerRoute.attribute == attribute, PartnerRoute.value == value))
-    return session.get(Partner, row.partner_id) if row else None
+# The look-ups below are made for every message, and their callers only look: they answer with
+# the partner's row (its columns as attributes, like a Partner's), not an ORM object to keep track of.
+PARTNERS = Partner.__table__
+PartnerRow = Any  # a row of ``partners``: a Partner's columns as attributes, read-only
 
 
-def only_partner(session: Session, connector_type: str) -> Partner | None:
-    partners = list(session.scalars(select(Partner).where(Partner.connector_type == connector_type).limit(2)))
+def find(session: Session, partner_id: str) -> PartnerRow | None:
+    """The partner's row, or None."""
+    return session.connection().execute(select(PARTNERS).where(PARTNERS.c.id == partner_id)).first()
+
+
+def find_many(session: Session, partner_ids: Iterable[str]) -> dict[str, PartnerRow]:
+    """The rows of those partners that exist, by id."""
+    return {row.id: row for row in session.connection().execute(
+        select(PARTNERS).where(PARTNERS.c.id.in_(sorted(set(partner_ids)))))}
+
+
+def resolve(session: Session, connector_type: str, attribute: str, value: str) -> PartnerRow | None:
+    """The row of the partner of ``connector_type`` that serves this attribute value, or None."""
+    routing = PartnerRoute.__table__
+    return session.connection().execute(
+        select(PARTNERS).join(routing, routing.c.partner_id == PARTNERS.c.id)
+        .where(routing.c.connector_type == connector_type, routing.c.attribute == attribute,
+               routing.c.value == value)).first()
+
+
+def only_partner(session: Session, connector_type: str) -> PartnerRow | None:
+    """The row of the one partner of ``connector_type``; None if there is none or more than one."""
+    partners = list(session.connection().execute(
+        select(PARTNERS).where(PARTNERS.c.connector_type == connector_type).limit(2)))
     return partners[0] if len(partners) == 1 else None
 
 

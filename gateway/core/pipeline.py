@@ -27,7 +27,7 @@ from gateway.core.auth import Principal
 from gateway.core.crypto import digest
 from gateway.core.exchange import draft, transition
 from gateway.core.messages import InboundMessage, OutboundMessage, ParsedMessage
-from gateway.core.models import Exchange, OutboxItem, Partner, utcnow
+from gateway.core.models import Exchange, OutboxItem, utcnow
 from gateway.core.policy import Decision, Request
 from gateway.core.problems import Problem
 from gateway.core.routing import Route
@@ -106,7 +106,7 @@ class Pipeline:
 
     def _check_source(self, session: Session, route: Route, principal: Principal) -> None:
         if principal.role == "partner":
-            partner = session.get(Partner, principal.partner_id)
+            partner = partner_registry.find(session, principal.partner_id or "")
             kind = partner.connector_type if partner else None
             if f"partner:{kind}" not in route.sources:
                 raise Problem("forbidden", "This partner may not send messages on this route.")
@@ -119,9 +119,9 @@ class Pipeline:
             raise Problem("unknown-message-type", f"No enabled plugin parses message type {route.message_type}.")
         return parsed
 
-    def _resolve_partner(self, session: Session, route: Route, parsed: ParsedMessage) -> Partner:
+    def _resolve_partner(self, session: Session, route: Route, parsed: ParsedMessage) -> partner_registry.PartnerRow:
         if parsed.partner_id:
-            partner = session.get(Partner, parsed.partner_id)
+            partner = partner_registry.find(session, parsed.partner_id)
             if partner is None or partner.connector_type != route.target:
                 raise Problem("no-partner", f"The message names a partner that is not a registered {route.target} partner.")
             return partner
@@ -138,7 +138,7 @@ class Pipeline:
             raise Problem("no-partner", f"The route needs exactly one registered {route.target} partner.")
         return partner
 
-    def _serialise(self, route: Route, partner: Partner, fields: dict[str, Any], exchange_id: str) -> tuple[bytes, str]:
+    def _serialise(self, route: Route, partner: partner_registry.PartnerRow, fields: dict[str, Any], exchange_id: str) -> tuple[bytes, str]:
         message = OutboundMessage(route, partner_registry.view(partner, self.gw.box), fields, exchange_id)
         serialised = self.gw.pm.hook.map_outbound(message=message)
         if serialised is not None:
@@ -146,7 +146,7 @@ class Pipeline:
         return json.dumps(fields, separators=(",", ":"), ensure_ascii=False, default=str).encode(), "application/json"
 
     def _process(self, route: Route, parsed: ParsedMessage, principal: Principal, correlation_id: str,
-                 claim: tuple[str, str, str] | None, subject: str | None, partner: Partner, decision: Decision,
+                 claim: tuple[str, str, str] | None, subject: str | None, partner: partner_registry.PartnerRow, decision: Decision,
                  received_at: datetime) -> Answer:
         gw = self.gw
         exchange_id = str(uuid.uuid4())

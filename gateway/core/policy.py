@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.core import consent as consents
@@ -105,8 +106,10 @@ class Policy:
             return Decision(False, f"route {route.id} no longer accepts the basis {exchange.legal_basis}")
         if exchange.legal_basis == "toestemming":
             # A share lock: a withdrawal committing now waits for this attempt's decision, or wins.
-            consent = (session.get(Consent, exchange.consent_id, with_for_update={"read": True})
-                       if exchange.consent_id else None)
+            table = Consent.__table__
+            consent = (session.connection().execute(
+                select(table).where(table.c.id == exchange.consent_id).with_for_update(read=True)).first()
+                if exchange.consent_id else None)
             now = utcnow()
             if consent is None:
                 return Decision(False, "the consent this message relied on no longer exists")
