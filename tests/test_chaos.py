@@ -67,14 +67,27 @@ def test_the_checker_passes_a_clean_history_and_needs_a_reason_for_every_dead_le
     exchanges["x-1"]["reason"] = "gave up after 12 attempts: transport error: ConnectError"
     result = check(sent, {"webhook:p": collections.Counter({"m-0": 1})}, exchanges)
     assert result["verdict"] == {"lost": 0, "duplicated": 0, "unexpected": 0, "recovered": 1, "unfinished": 0,
-                                 "dead_without_reason": 0, "dead_but_applied": 0, "wrong_final_state": 0,
-                                 "refusals_wrong": 0, "stray_exchanges": 0, "valid": True}
+                                 "dead_without_reason": 0, "dead_but_applied": 0, "dead_warned_applied": 0,
+                                 "wrong_final_state": 0, "refusals_wrong": 0, "stray_exchanges": 0, "valid": True}
     # A notice without a basis that was accepted, and one with a basis that was refused.
     sent = [_acked(0), Sent(1, "webhook:p", "m-1", outcome="refused", status=403, exchange_id="x-1")]
     sent[0].expect_refusal = True
     exchanges["x-1"] = _exchange("refused", reason="no consent")
     result = check(sent, {"webhook:p": collections.Counter({"m-0": 1})}, exchanges)
     assert result["verdict"]["refusals_wrong"] == 2 and not result["verdict"]["valid"]
+
+
+def test_a_dead_letter_the_partner_applied_is_a_failure_unless_its_reason_said_the_outcome_was_unknown():
+    sent = [_acked(0)]
+    effects = {"webhook:p": collections.Counter({"m-0": 1})}  # the partner has it
+    exchanges = {"x-0": _exchange("dead", attempts=12, reason="gave up after 12 attempts: HTTP 500 from partner")}
+    result = check(sent, effects, exchanges)
+    assert result["verdict"]["dead_but_applied"] == 1 and result["verdict"]["valid"] is False
+    exchanges["x-0"]["reason"] = ("gave up after 12 attempts: HTTP 500 from partner; an earlier attempt's outcome "
+                                  "unknown: the partner may have this message (a replay sends the same Idempotency-Key)")
+    result = check(sent, effects, exchanges)
+    assert result["verdict"]["dead_but_applied"] == 0 and result["verdict"]["dead_warned_applied"] == 1
+    assert result["verdict"]["valid"] is True
 
 
 def test_the_checker_holds_a_state_partner_to_the_newest_message_and_accepts_only_reasoned_supersession():
@@ -170,7 +183,8 @@ def assert_survived(report: dict) -> None:
         failures.update(counts["attempt_failures"])
     assert failures["HTTP 500 from partner"] > 0
     assert failures["no complete answer within N s (outcome unknown)"] > 0  # late and trickled answers
-    assert connectors["webhook:wijkteam-reset"]["attempt_failures"].get("transport error: RemoteProtocolError", 0) > 0
+    assert connectors["webhook:wijkteam-reset"]["attempt_failures"].get(
+        "transport error: RemoteProtocolError (outcome unknown)", 0) > 0
     assert connectors["webhook:wijkteam-uitval"]["attempt_failures"].get("transport error: ConnectError", 0) > 0
     # Every plugin's partner injected its faults too (counted per simulator: a connector of a few
     # dozen messages may draw none of the rarer ones).
@@ -185,7 +199,7 @@ def assert_survived(report: dict) -> None:
     for name in PLUGIN_CONNECTORS:
         plugin_failures.update(connectors[name]["attempt_failures"])
     assert plugin_failures["no complete answer within N s (outcome unknown)"] > 0, plugin_failures
-    assert plugin_failures["transport error: RemoteProtocolError"] > 0, plugin_failures
+    assert plugin_failures["transport error: RemoteProtocolError (outcome unknown)"] > 0, plugin_failures
     assert report["identity_checks"]["kenmerk_not_its_exchange"] == 0, report["identity_checks"]
     assert report["identity_checks"]["identificatie_not_as_told"] == 0, report["identity_checks"]
     assert result["totals"]["survived_a_kill"] > 0  # a kill landed mid-delivery

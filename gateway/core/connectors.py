@@ -161,11 +161,9 @@ class HttpConnector(Connector):
                     timeout=httpx.Timeout(delivery.deadline),
                 )
         except TimeoutError:
-            return DeliveryResult("retry", f"no complete answer within {delivery.deadline:g} s (outcome unknown)")
-        except httpx.TimeoutException:
-            return DeliveryResult("retry", "timed out (outcome unknown)")
+            return DeliveryResult("retry", f"no complete answer within {delivery.deadline:g} s ({OUTCOME_UNKNOWN})")
         except httpx.TransportError as exc:
-            return DeliveryResult("retry", f"transport error: {type(exc).__name__}")
+            return transport_failure(exc)
         return self.classify(response, delivery)
 
     def classify(self, response: httpx.Response, delivery: "Delivery | None" = None) -> DeliveryResult:
@@ -193,6 +191,24 @@ class HttpConnector(Connector):
         if reference:
             receipt["reference"] = str(reference)[:200]
         return receipt
+
+
+# In the reason of every attempt whose outcome the gateway cannot know: the partner may have acted
+# on it. A message that then runs out of attempts says so in its dead-letter reason (outbox._record).
+OUTCOME_UNKNOWN = "outcome unknown"
+
+# Failures before the request could have reached the partner; any other transport failure may
+# have happened after the partner had the whole request.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def transport_failure(exc: httpx.TransportError) -> DeliveryResult:
+    """The outcome of an attempt that failed in transport, for every connector alike."""
+    if isinstance(exc, _NOT_SENT):
+        return DeliveryResult("retry", f"transport error: {type(exc).__name__}")
+    if isinstance(exc, httpx.TimeoutException):
+        return DeliveryResult("retry", f"timed out ({OUTCOME_UNKNOWN})")
+    return DeliveryResult("retry", f"transport error: {type(exc).__name__} ({OUTCOME_UNKNOWN})")
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -29,7 +29,7 @@ from opentelemetry.propagate import inject
 
 from gateway.core import outbox
 from gateway.core.partner_health import PartnerHealth
-from gateway.core.connectors import Delivery, DeliveryResult
+from gateway.core.connectors import OUTCOME_UNKNOWN, Delivery, DeliveryResult
 from gateway.logging import safe_frames
 
 if TYPE_CHECKING:
@@ -193,6 +193,6 @@ class DeliveryWorker:
             async with asyncio.timeout(self.gw.settings.attempt_deadline_seconds + 1):
                 return await connector.deliver(delivery)  # type: ignore[attr-defined]
         except TimeoutError:
-            return DeliveryResult("retry", "attempt exceeded its deadline (outcome unknown)")
-        except Exception as exc:
-            return DeliveryResult("retry", f"connector error: {type(exc).__name__}")
+            return DeliveryResult("retry", f"attempt exceeded its deadline ({OUTCOME_UNKNOWN})")
+        except Exception as exc:  # a connector's own bug: it may have failed after sending
+            return DeliveryResult("retry", f"connector error: {type(exc).__name__} ({OUTCOME_UNKNOWN})")

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from gateway.core import audit
 from gateway.core import partners as partner_registry
-from gateway.core.connectors import DeliveryResult
+from gateway.core.connectors import OUTCOME_UNKNOWN, DeliveryResult
 from gateway.core.exchange import draft, transition
-from gateway.core.models import Exchange, OutboxItem, utcnow
+from gateway.core.models import Exchange, OutboxItem, Transition, utcnow
 from gateway.core.problems import Problem
 from gateway.core.retry import get_policy
 from gateway.core.store import mark, undo_since
@@ -256,6 +256,9 @@ def _record(gw: "Gateway", session: Session, attempt: Attempt, result: DeliveryR
         else:
             to_state = "dead"
             why = result.reason if result.outcome == "reject" else f"gave up after {attempt.attempt} attempts: {result.reason}"
+            if _outcome_unknown_before(session, attempt.exchange_id, result):
+                why += (f"; an earlier attempt's {OUTCOME_UNKNOWN}: the partner may have this message (a replay "
+                        "sends the same Idempotency-Key)")
     marks = mark(session)
     transition(session, exchange, to_state, actor=WORKER, reason=why, attempt=attempt.attempt, at=now)
     values.update(state=exchange.state, state_reason=exchange.state_reason, updated_at=exchange.updated_at)
@@ -274,6 +277,17 @@ def _record(gw: "Gateway", session: Session, attempt: Attempt, result: DeliveryR
         connection.execute(update(ITEMS).where(ITEMS.c.exchange_id == attempt.exchange_id)
                            .values(due_at=now + timedelta(seconds=delay), lease_owner=None, lease_until=None))
     return to_state
+
+
+def _outcome_unknown_before(session: Session, exchange_id: str, result: DeliveryResult) -> bool:
+    """Whether this or an earlier attempt of the exchange ended without a known outcome. Asked only
+    when a message is about to be given up, so it costs a read on that path alone."""
+    if OUTCOME_UNKNOWN in result.reason:
+        return True
+    transitions = Transition.__table__
+    return session.connection().execute(
+        select(transitions.c.id).where(transitions.c.exchange_id == exchange_id,
+                                       transitions.c.reason.contains(OUTCOME_UNKNOWN)).limit(1)).first() is not None
 
 
 def release_waiting(gw: "Gateway", partner_id: str) -> int:

@@ -51,6 +51,24 @@ def test_a_partner_answering_422_forever_dead_letters_the_message_which_can_be_r
     assert sink_stats(sink.url)["unique"] == 1
 
 
+def test_a_dead_letter_says_so_when_the_partner_may_have_the_message_after_all(live_gateway, sink):
+    live_gateway.add_partner("partner-a", sink.url + "/inbox")
+    sink_control(sink.url, mode="late", delay=3, count=1)  # applied, but answered after the attempt deadline
+    with live_gateway.client("beheerder") as client:
+        maybe = submit(client, notice("r-late-then-422")).json()["exchange_id"]
+        # While the partner sits on its late answer, it starts refusing: the retry is refused for certain.
+        eventually(lambda: sink_stats(sink.url)["requests"] == 1)
+        sink_control(sink.url, mode="status", status=422)
+        eventually(lambda: exchange_state(client, maybe) == "dead", timeout=30)
+        never = submit(client, notice("r-422-only")).json()["exchange_id"]
+        eventually(lambda: exchange_state(client, never) == "dead")
+        warned, plain = _detail(client, maybe)["state_reason"], _detail(client, never)["state_reason"]
+    assert warned.startswith("HTTP 422 from partner; an earlier attempt's outcome unknown")
+    assert "may have this message" in warned and "same Idempotency-Key" in warned
+    assert plain == "HTTP 422 from partner"  # every attempt failed for certain: nothing to warn about
+    assert sink_stats(sink.url)["unique"] == 1  # the partner does have the first one
+
+
 def test_many_dead_letters_are_replayed_at_once_by_api(live_gateway, sink):
     live_gateway.add_partner("partner-a", sink.url + "/inbox")
     sink_control(sink.url, mode="status", status=400)

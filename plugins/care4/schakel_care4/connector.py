@@ -32,7 +32,8 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, SecretStr
 
-from gateway.core.connectors import ConnectorManifest, Delivery, DeliveryResult, HttpConnector
+from gateway.core.connectors import (OUTCOME_UNKNOWN, ConnectorManifest, Delivery, DeliveryResult, HttpConnector,
+                                     transport_failure)
 from schakel_care4.client import Care4Client
 
 
@@ -99,11 +100,11 @@ class Care4Connector(HttpConnector):
                     if last.status_code >= 300:
                         return self.classify(last)
         except TimeoutError:
-            return DeliveryResult("retry", f"no complete answer within {delivery.deadline:g} s (outcome unknown)")
+            return DeliveryResult("retry", f"no complete answer within {delivery.deadline:g} s ({OUTCOME_UNKNOWN})")
         except httpx.HTTPStatusError as exc:
             return self.classify(exc.response)
         except httpx.TransportError as exc:
-            return DeliveryResult("retry", f"transport error: {type(exc).__name__}")
+            return transport_failure(exc)
         except NotYet as exc:
             return DeliveryResult("retry", str(exc))
         except KeyError as exc:
