@@ -148,12 +148,15 @@ def create_app() -> FastAPI:
 
     @app.post("/{partner}/informatieverzoeken/antwoorden")
     async def answer(partner: str, request: Request) -> Response:
+        # The whole body first: a caller that hangs up mid-request has delivered nothing, so its key
+        # must not be taken (its retry would then count as a repeat of an answer never kept).
+        body = await request.json()
         checked = fresh(request)
         if isinstance(checked, Response):
             return checked
         first, fault = checked
         if first:
-            state.answers.append({"partner": partner, "answer": await request.json()})
+            state.answers.append({"partner": partner, "answer": body})
         await answer_late(fault)
         return JSONResponse({"ontvangen": True}, status_code=200)
 
