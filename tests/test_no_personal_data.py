@@ -108,7 +108,7 @@ def test_no_canary_appears_anywhere_the_gateway_writes(database_url, tmp_path, c
     assert "exchange_submitted" in logs and "delivery_attempt" in logs and "unhandled_error" in logs
     assert "pipeline.persist" in span_text and "delivery.attempt" in span_text
     assert "schakel.exchange.transitions" in metric_text
-    assert dead_reason == "HTTP 422 from partner" and crash_reason == "connector error: ValueError"
+    assert dead_reason == "HTTP 422 from partner" and crash_reason == "connector error: ValueError (outcome unknown)"
     places = {"logs and tracebacks": logs, "spans": span_text, "metrics": metric_text, "answers": "\n".join(answers),
               "dead-letter reasons": f"{dead_reason}\n{crash_reason}"}
     leaks = [f"{canary!r} in {where}" for where, text in places.items() for canary in CANARIES if canary in text]
