@@ -161,7 +161,7 @@ class HttpConnector(Connector):
                     timeout=httpx.Timeout(delivery.deadline),
                 )
         except TimeoutError:
-            return DeliveryResult("retry", f"no complete answer within {delivery.deadline:g} s ({OUTCOME_UNKNOWN})")
+            return no_answer_in_time(delivery)
         except httpx.TransportError as exc:
             return transport_failure(exc)
         return self.classify(response, delivery)
@@ -200,6 +200,11 @@ OUTCOME_UNKNOWN = "outcome unknown"
 # Failures before the request could have reached the partner; any other transport failure may
 # have happened after the partner had the whole request.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def no_answer_in_time(delivery: Delivery) -> DeliveryResult:
+    """The outcome of an attempt cut off at its deadline, for every connector alike."""
+    return DeliveryResult("retry", f"no complete answer within {delivery.deadline:g} s ({OUTCOME_UNKNOWN})")
 
 
 def transport_failure(exc: httpx.TransportError) -> DeliveryResult:

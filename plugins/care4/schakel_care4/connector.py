@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, SecretStr
 
-from gateway.core.connectors import (OUTCOME_UNKNOWN, ConnectorManifest, Delivery, DeliveryResult, HttpConnector,
+from gateway.core.connectors import (ConnectorManifest, Delivery, DeliveryResult, HttpConnector, no_answer_in_time,
                                      transport_failure)
 from schakel_care4.client import Care4Client
 
@@ -100,7 +100,7 @@ class Care4Connector(HttpConnector):
                     if last.status_code >= 300:
                         return self.classify(last)
         except TimeoutError:
-            return DeliveryResult("retry", f"no complete answer within {delivery.deadline:g} s ({OUTCOME_UNKNOWN})")
+            return no_answer_in_time(delivery)
         except httpx.HTTPStatusError as exc:
             return self.classify(exc.response)
         except httpx.TransportError as exc:
