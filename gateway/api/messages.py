@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from gateway.api.deps import GatewayDep, Submitter
 from gateway.api.schemas import SubmitOut
@@ -42,9 +41,8 @@ async def submit_message(
 ) -> JSONResponse:
     body = await request.body()
     media_type = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
-    answer = await run_in_threadpool(
-        gw.pipeline.submit, route_id, body, media_type, principal, idempotency_key, legal_basis, correlation_id
-    )
+    answer = await gw.pipeline.submit_async(route_id, body, media_type, principal, idempotency_key, legal_basis,
+                                            correlation_id)
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
     if "exchange_id" in answer.body:
         headers["Location"] = f"/api/v1/exchanges/{answer.body['exchange_id']}"

@@ -3,8 +3,9 @@
 Each gateway process runs one :class:`DeliveryWorker` with a bounded number of attempts in
 flight. Claiming and preparing a batch of messages is one transaction; outcomes are recorded in
 batches by one recorder task (group commit), so the database is not asked for a durable commit per
-message and state change. Database work runs in threads (the store is synchronous SQLAlchemy); the
-attempts themselves are async on the shared HTTP client.
+message and state change. Claims and outcomes are written by the store's writer thread, which the
+worker awaits on its event loop (:mod:`gateway.core.groupcommit`); the attempts themselves are
+async on the shared HTTP client.
 
 Partners are kept from slowing each other down: one partner may hold at most its share of the
 slots, claims take every partner's longest-waiting message first (:func:`outbox.take`), and a
@@ -72,8 +73,8 @@ class DeliveryWorker:
                 claimed = 0
                 if wanted > 0:
                     try:
-                        attempts, claimed = await asyncio.to_thread(outbox.take, self.gw, self.owner, wanted,
-                                                                    self.share, dict(self._in_flight))
+                        attempts, claimed = await outbox.take_async(self.gw, self.owner, wanted, self.share,
+                                                                    dict(self._in_flight))
                     except Exception as exc:  # the database may be briefly unavailable; keep the loop alive
                         log.warning("claim_failed", error_type=type(exc).__name__)
                         attempts = []
@@ -159,7 +160,7 @@ class DeliveryWorker:
             while len(batch) < RECORD_BATCH and not self._outcomes.empty():
                 batch.append(self._outcomes.get_nowait())
             try:
-                states: list[str | BaseException] = await asyncio.to_thread(outbox.record_many, self.gw, batch)
+                states: list[str | BaseException] = await outbox.record_many(self.gw, batch)
             except Exception as exc:
                 states = [exc] * len(batch)
             for (attempt, result), state in zip(batch, states):

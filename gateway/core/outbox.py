@@ -82,6 +82,14 @@ def take(gw: "Gateway", owner: str, limit: int, per_partner: int,
     return gw.store.batched(lambda session: _take(gw, session, owner, limit, per_partner, in_flight or {}))
 
 
+async def take_async(gw: "Gateway", owner: str, limit: int, per_partner: int,
+                     in_flight: Mapping[str, int] | None = None) -> tuple[list[Attempt], int]:
+    """:func:`take` for the delivery worker, which awaits the claim on its event loop."""
+    if limit <= 0:
+        return [], 0
+    return await gw.store.batched_async(lambda session: _take(gw, session, owner, limit, per_partner, in_flight or {}))
+
+
 def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: int,
           in_flight: Mapping[str, int]) -> tuple[list[Attempt], int]:
     now = utcnow()
@@ -214,10 +222,10 @@ def _prepare(gw: "Gateway", session: Session, exchange_id: str, partner: partner
     )
 
 
-def record_many(gw: "Gateway", outcomes: list[tuple[Attempt, DeliveryResult]]) -> list[str | BaseException]:
+async def record_many(gw: "Gateway", outcomes: list[tuple[Attempt, DeliveryResult]]) -> list[str | BaseException]:
     """Persist several attempts' outcomes, sharing commits (each on its own if one fails); for
     each, the exchange's new state or the error that kept it from being recorded."""
-    tickets = gw.store.group.run_many(
+    tickets = await gw.store.group.run_many_async(
         [lambda session, a=attempt, r=result: _record(gw, session, a, r) for attempt, result in outcomes])
     states: list[str | BaseException] = []
     for ticket in tickets:

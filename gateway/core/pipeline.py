@@ -15,6 +15,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -49,6 +50,18 @@ class Answer:
     replayed: bool = False
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A message ready to be written: the unit that writes it and the answer once it is."""
+
+    persist: Callable[[Session], None]
+    answer: Answer
+    claim: tuple[str, str, str] | None
+    exchange_id: str
+    partner_id: str
+    queued: bool
+
+
 class Pipeline:
     def __init__(self, gateway: "Gateway") -> None:
         self.gw = gateway
@@ -63,6 +76,38 @@ class Pipeline:
         the caller's role themselves; it skips only the route's ``sources`` check. A plugin that
         derives ``body`` from the caller's request passes that request as ``request_body``: the
         idempotency key then holds the caller to what they sent, not to what was derived."""
+        prepared = self._prepare(route_id, body, media_type, principal, idempotency_key, claimed_basis,
+                                 correlation_id, internal, request_body)
+        if isinstance(prepared, Answer):
+            return prepared
+        try:
+            with tracer.start_as_current_span("pipeline.persist"):
+                self.gw.store.batched(prepared.persist)
+        except idempotency.Taken:
+            return self._taken(prepared.claim)
+        return self._accepted(prepared)
+
+    async def submit_async(self, route_id: str, body: bytes, media_type: str, principal: Principal,
+                           idempotency_key: str | None = None, claimed_basis: str | None = None,
+                           correlation_id: str | None = None, *, internal: bool = False,
+                           request_body: bytes | None = None) -> Answer:
+        """:meth:`submit` on the event loop: everything up to the write runs here, without a
+        thread hop, and the write is awaited while the store's writer commits it with others."""
+        prepared = self._prepare(route_id, body, media_type, principal, idempotency_key, claimed_basis,
+                                 correlation_id, internal, request_body)
+        if isinstance(prepared, Answer):
+            return prepared
+        try:
+            with tracer.start_as_current_span("pipeline.persist"):
+                await self.gw.store.batched_async(prepared.persist)
+        except idempotency.Taken:
+            return self._taken(prepared.claim)
+        return self._accepted(prepared)
+
+    def _prepare(self, route_id: str, body: bytes, media_type: str, principal: Principal,
+                 idempotency_key: str | None, claimed_basis: str | None, correlation_id: str | None,
+                 internal: bool, request_body: bytes | None) -> "Answer | _Prepared":
+        """Everything but the write: the stored answer of a repeated request, or what to write."""
         route = self.gw.registry.routes.get(route_id)
         if route is None:
             raise Problem("unknown-route", "No route with that id is configured.")
@@ -81,26 +126,33 @@ class Pipeline:
             key = idempotency_key or (f"message-id:{parsed.partner_message_id}" if parsed.partner_message_id else None)
             claim = None if key is None else (principal.source, key, idempotency.fingerprint(request_body or body))
             stored = None if claim is None else idempotency.lookup_in(session, *claim)
-            if stored is None:
-                subject = ((parsed.subject if parsed.subject_is_pseudonym else self.gw.pseudonymise(parsed.subject))
-                           if parsed.subject else None)
-                partner = self._resolve_partner(session, route, parsed)
-                with tracer.start_as_current_span("pipeline.authorise"):
-                    decision = self.gw.policy.authorise(session, Request("submit", route, partner, subject,
-                                                                         claimed_basis, parsed.basis_evidence))
+            if stored is not None:
+                return Answer(stored.status, stored.body, stored.media_type, replayed=True)
+            subject = ((parsed.subject if parsed.subject_is_pseudonym else self.gw.pseudonymise(parsed.subject))
+                       if parsed.subject else None)
+            partner = self._resolve_partner(session, route, parsed)
+            with tracer.start_as_current_span("pipeline.authorise"):
+                decision = self.gw.policy.authorise(session, Request("submit", route, partner, subject,
+                                                                     claimed_basis, parsed.basis_evidence))
+        return self._process(route, parsed, principal, correlation_id, claim, subject, partner, decision,
+                             received_at)
+
+    def _taken(self, claim: tuple[str, str, str] | None) -> Answer:
+        # A request with the same key committed while this one was being processed (a client's
+        # retry racing its original): nothing of ours was written; answer as it was answered.
+        assert claim is not None
+        stored = idempotency.lookup(self.gw.store, *claim)
         if stored is None:
-            try:
-                return self._process(route, parsed, principal, correlation_id, claim, subject, partner, decision,
-                                     received_at)
-            except idempotency.Taken:
-                # A request with the same key committed while this one was being processed (a
-                # client's retry racing its original): nothing of ours was written; answer as it was.
-                assert claim is not None
-                stored = idempotency.lookup(self.gw.store, *claim)
-                if stored is None:
-                    raise Problem("idempotency-conflict", "The first request with this key is still being handled; "
-                                  "retry later.", headers={"Retry-After": "1"}) from None
+            raise Problem("idempotency-conflict", "The first request with this key is still being handled; "
+                          "retry later.", headers={"Retry-After": "1"}) from None
         return Answer(stored.status, stored.body, stored.media_type, replayed=True)
+
+    def _accepted(self, prepared: "_Prepared") -> Answer:
+        log.info("exchange_submitted", exchange_id=prepared.exchange_id,
+                 state="queued" if prepared.queued else "refused", partner=prepared.partner_id)
+        if prepared.queued:
+            self.gw.wake_workers()
+        return prepared.answer
 
     # --- steps -----------------------------------------------------------------------------------
 
@@ -147,7 +199,7 @@ class Pipeline:
 
     def _process(self, route: Route, parsed: ParsedMessage, principal: Principal, correlation_id: str,
                  claim: tuple[str, str, str] | None, subject: str | None, partner: partner_registry.PartnerRow, decision: Decision,
-                 received_at: datetime) -> Answer:
+                 received_at: datetime) -> "_Prepared":
         gw = self.gw
         exchange_id = str(uuid.uuid4())
         validated_at = utcnow()
@@ -238,13 +290,7 @@ class Pipeline:
             if claim is not None:
                 idempotency.store_answer(session, *claim, answer.status, answer.body, answer.media_type, exchange_id)
 
-        with tracer.start_as_current_span("pipeline.persist"):
-            gw.store.batched(persist)
-        log.info("exchange_submitted", exchange_id=exchange_id, state="queued" if decision.allowed else "refused",
-                 partner=partner.id)
-        if decision.allowed:
-            gw.wake_workers()
-        return answer
+        return _Prepared(persist, answer, claim, exchange_id, partner.id, decision.allowed)
 
     @staticmethod
     def _answer_body(exchange_id: str, correlation_id: str, route_id: str, partner_id: str, state: str,

@@ -97,7 +97,8 @@ class Gateway:
             worker.wake()
 
     def new_http_client(self) -> httpx.AsyncClient:
+        from gateway.core.transport import new_client
+
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         timeout = httpx.Timeout(self.settings.attempt_deadline_seconds, connect=self.settings.connect_timeout_seconds)
-        # Partner traffic never goes through an environment proxy: trust_env off.
-        return httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False, follow_redirects=False)
+        return new_client(limits, timeout)

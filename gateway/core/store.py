@@ -195,10 +195,14 @@ class Store:
                 log.error("exchange_listener_failed", error_type=type(exc).__name__)
 
     def batched(self, unit: Callable[[Session], T]) -> T:
-        """Run ``unit(session)`` in a write transaction that may be shared with other threads'
-        units (group commit); returns once it has committed. For the many small writes of the hot
-        paths; see :mod:`gateway.core.groupcommit` for what a unit may do."""
+        """Run ``unit(session)`` in a write transaction that may be shared with other units (group
+        commit); returns once it has committed. For the many small writes of the hot paths; see
+        :mod:`gateway.core.groupcommit` for what a unit may do."""
         return self.group.run(unit)
+
+    async def batched_async(self, unit: Callable[[Session], T]) -> T:
+        """:meth:`batched` for a coroutine, which awaits the commit instead of blocking a thread."""
+        return await self.group.run_async(unit)
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
@@ -232,6 +236,7 @@ class Store:
             conn.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
+        self.group.close()
         self.engine.dispose()
         if self.read_engine is not self.engine:
             self.read_engine.dispose()
