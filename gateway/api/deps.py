@@ -20,7 +20,9 @@ async def get_gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
-async def get_principal(request: Request, gw: GatewayDep) -> Principal:
+async def authenticate_request(request: Request) -> Principal:
+    """The caller of this request, from its bearer token (401 without a valid one)."""
+    gw: Gateway = request.app.state.gateway
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -44,13 +46,20 @@ async def get_principal(request: Request, gw: GatewayDep) -> Principal:
     return Principal(principal.token_id, principal.name, principal.role, principal.partner_id, client)
 
 
+async def get_principal(request: Request) -> Principal:
+    return await authenticate_request(request)
+
+
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 def require(*roles: str) -> Callable[..., Principal]:
     """Declare which roles may call an endpoint; the role matrix test reads these."""
 
-    async def _dependency(principal: PrincipalDep) -> Principal:
+    # One dependency taking only the request: FastAPI resolves every level of a dependency chain
+    # on every request, and this one is on every authenticated endpoint.
+    async def _dependency(request: Request) -> Principal:
+        principal = await authenticate_request(request)
         if principal.role not in roles:
             raise Problem("forbidden", "Your role may not do this.")
         return principal

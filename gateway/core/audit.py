@@ -56,10 +56,14 @@ def _canonical_value(value: Any) -> Any:
     return value
 
 
+_SORTED_FIELDS = tuple(sorted(HASHED_FIELDS))
+# json.dumps(..., sort_keys=True) on a dict built in sorted order, without sorting it each time.
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def canonical(entry: Any) -> bytes:
     """The serialisation that is hashed: sorted keys, no whitespace, UTC timestamps."""
-    data = {name: _canonical_value(getattr(entry, name)) for name in HASHED_FIELDS}
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _dumps({name: _canonical_value(getattr(entry, name)) for name in _SORTED_FIELDS}).encode()
 
 
 def entry_hash(prev_hash: str, entry: Any) -> str:

@@ -12,13 +12,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import or_, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.core import audit
 from gateway.core.exchange import transition
 from gateway.core.models import Consent, Exchange, OutboxItem, utcnow
 from gateway.core.problems import Problem
+from gateway.core.sql import Statement
 
 if TYPE_CHECKING:
     from gateway.core.models import Partner
@@ -77,18 +78,25 @@ def why_invalid(consent: Consent, at: datetime) -> str:
     return f"consent {consent.id} is {consent.status}"
 
 
-def find_active(session: Session, subject: str, partner: "Partner", partner_kinds: set[str], purpose: str,
+_TABLE = Consent.__table__
+# Every active consent of the client for the purpose, newest first; partner and categories are
+# matched here below (an IN over the partner's kinds would make the statement change per call).
+_ACTIVE_FOR_PURPOSE = Statement(
+    select(_TABLE).where(_TABLE.c.client == bindparam("subject"), _TABLE.c.status == "active",
+                         _TABLE.c.purpose == bindparam("purpose"))
+    .order_by(_TABLE.c.recorded_at.desc()))
+
+
+def find_active(session: Session | Connection, subject: str, partner: "Partner", partner_kinds: set[str], purpose: str,
                 categories: tuple[str, ...], at: datetime | None = None) -> Any:
     """The client's newest active consent that covers this partner, purpose and data categories:
     its row (read on every submission, and only looked at), or None."""
     at = at or utcnow()
-    table = Consent.__table__
-    query = select(table).where(
-        table.c.client == subject, table.c.status == "active", table.c.purpose == purpose,
-        or_(table.c.partner_id == partner.id, table.c.partner_kind.in_(partner_kinds)),
-    ).order_by(table.c.recorded_at.desc())
-    for consent in session.connection().execute(query):
-        if is_valid(consent, at) and set(categories) <= set(consent.data_categories or []):
+    wanted = set(categories)
+    for consent in _ACTIVE_FOR_PURPOSE.all(session, subject=subject, purpose=purpose):
+        if consent.partner_id != partner.id and consent.partner_kind not in partner_kinds:
+            continue
+        if is_valid(consent, at) and wanted <= set(consent.data_categories or []):
             return consent
     return None
 

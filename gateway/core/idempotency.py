@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -27,16 +27,21 @@ from sqlalchemy.orm import Session
 
 from gateway.core.models import InboundRequest, utcnow
 from gateway.core.problems import Problem
+from gateway.core.sql import Statement
 from gateway.core.store import Store
 
 MAX_KEY_LENGTH = 255
 
 _REQUESTS = InboundRequest.__table__
 # A plain row, not an ORM object: read on every request that carries a key, and only looked at.
-_BY_KEY = select(_REQUESTS).where(_REQUESTS.c.source == bindparam("source"), _REQUESTS.c.key == bindparam("key"))
-# Built once: the same statement every time, so SQLAlchemy compiles it once (parameters vary).
+_BY_KEY = Statement(select(_REQUESTS).where(_REQUESTS.c.source == bindparam("source"),
+                                            _REQUESTS.c.key == bindparam("key")))
+_ANSWER_COLUMNS = ("source", "key", "fingerprint", "status", "locked_until", "response_status", "response_body",
+                   "response_media_type", "exchange_id", "created_at")
+# One statement that inserts unless the key is there: no read first, nothing for the ORM to track.
 _INSERT_UNLESS_TAKEN = {
-    name: insert(InboundRequest).on_conflict_do_nothing().returning(InboundRequest.key)
+    name: Statement(insert(_REQUESTS).values({column: bindparam(column) for column in _ANSWER_COLUMNS})
+                    .on_conflict_do_nothing().returning(_REQUESTS.c.key))
     for name, insert in (("sqlite", sqlite_insert), ("postgresql", postgres_insert))
 }
 
@@ -102,10 +107,10 @@ def lookup(store: Store, source: str, key: str, body_fingerprint: str) -> Stored
         return lookup_in(session, source, key, body_fingerprint)
 
 
-def lookup_in(session: Session, source: str, key: str, body_fingerprint: str) -> StoredAnswer | None:
+def lookup_in(session: Session | Connection, source: str, key: str, body_fingerprint: str) -> StoredAnswer | None:
     """:func:`lookup` within a read transaction the caller already has."""
     check_key(key)
-    row = session.connection().execute(_BY_KEY, {"source": source, "key": key}).first()
+    row = _BY_KEY.first(session, source=source, key=key)
     return None if row is None else _answer_of(row, body_fingerprint, utcnow())
 
 
@@ -113,11 +118,10 @@ def store_answer(session: Session, source: str, key: str, body_fingerprint: str,
                  media_type: str, exchange_id: str | None) -> None:
     """Store the answer in the transaction that creates the exchange; :class:`Taken` if the key
     was stored (or claimed) by another request since :func:`lookup`."""
-    # One statement that inserts unless the key is there: no read first, nothing for the ORM to track.
     values = dict(source=source, key=key, fingerprint=body_fingerprint, status="done", locked_until=None,
                   response_status=status, response_body=body, response_media_type=media_type,
                   exchange_id=exchange_id, created_at=utcnow())
-    if session.connection().execute(_INSERT_UNLESS_TAKEN[session.get_bind().dialect.name], values).first() is not None:
+    if _INSERT_UNLESS_TAKEN[session.get_bind().dialect.name].first(session, **values) is not None:
         return
     row = session.get(InboundRequest, (source, key), populate_existing=True)
     if row is None:

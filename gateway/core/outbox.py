@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.core import audit
@@ -24,6 +24,7 @@ from gateway.core.exchange import draft, transition
 from gateway.core.models import Exchange, OutboxItem, Transition, utcnow
 from gateway.core.problems import Problem
 from gateway.core.retry import get_policy
+from gateway.core.sql import Statement
 from gateway.core.store import mark, undo_since
 from gateway.logging import safe_frames
 
@@ -59,6 +60,28 @@ SNAPSHOT = ("id", "correlation_id", "route_id", "message_type", "connector_type"
 
 
 EXCHANGES, ITEMS = Exchange.__table__, OutboxItem.__table__
+
+# The statements each attempt runs, built once (sql.Statement): where an exchange's state moves on
+# only if nobody moved it meanwhile, and its outbox row goes or waits.
+_MARK = Statement(
+    update(EXCHANGES).where(EXCHANGES.c.id == bindparam("exchange_id"), EXCHANGES.c.state == bindparam("was"))
+    .values(state=bindparam("state"), state_reason=bindparam("state_reason"), updated_at=bindparam("updated_at"),
+            attempts=bindparam("attempts")))
+_OUTCOME_COLUMNS = ("state", "state_reason", "updated_at", "last_status", "last_error")
+_OUTCOME = {
+    delivered: Statement(
+        update(EXCHANGES).where(EXCHANGES.c.id == bindparam("exchange_id"), EXCHANGES.c.state == "sending",
+                                EXCHANGES.c.attempts == bindparam("attempt"))
+        .values({column: bindparam(column)
+                 for column in _OUTCOME_COLUMNS + (("delivered_at", "receipt") if delivered else ())}))
+    for delivered in (True, False)
+}
+_STATE_OF = Statement(select(EXCHANGES.c.state).where(EXCHANGES.c.id == bindparam("exchange_id")))
+_DROP_ITEM = Statement(delete(ITEMS).where(ITEMS.c.exchange_id == bindparam("exchange_id")))
+_HOLD_ITEM = Statement(update(ITEMS).where(ITEMS.c.exchange_id == bindparam("exchange_id"))
+                       .values(held=True, lease_owner=None, lease_until=None))
+_RETRY_ITEM = Statement(update(ITEMS).where(ITEMS.c.exchange_id == bindparam("exchange_id"))
+                        .values(due_at=bindparam("due_at"), lease_owner=None, lease_until=None))
 
 
 def _due(now: Any) -> list[Any]:
@@ -144,12 +167,14 @@ def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: 
         select(EXCHANGES).where(EXCHANGES.c.id.in_([exchange_id for exchange_id, _ in chosen]))).mappings()}
     partners = partner_registry.find_many(session, (partner_id for _, partner_id in chosen))
     paused: dict[str, bool] = {}
+    views: dict[str, partner_registry.PartnerView] = {}
     attempts = []
     for exchange_id, partner_id in chosen:
         # What a failed preparation queued (audit entries, events) is taken back; it wrote nothing.
         marks = mark(session)
         try:
-            attempt = _prepare(gw, session, exchange_id, partners.get(partner_id), rows.get(exchange_id), paused, now)
+            attempt = _prepare(gw, session, exchange_id, partners.get(partner_id), rows.get(exchange_id), paused, views,
+                               now)
         except _Changed:
             undo_since(session, marks)  # another decided on it meanwhile (a withdrawal, say); its lease runs out
             continue
@@ -168,12 +193,11 @@ class _Changed(Exception):
 
 
 def _prepare(gw: "Gateway", session: Session, exchange_id: str, partner: partner_registry.PartnerRow | None, row: Any,
-             paused: dict[str, bool], now: Any) -> Attempt | None:
-    """Re-check the basis, respect pause, mark ``sending``; ``None`` when nothing is to be sent now. Everything is decided first and written last, in plain statements,
-    so a failure writes nothing."""
-    connection = session.connection()
+             paused: dict[str, bool], views: dict[str, partner_registry.PartnerView], now: Any) -> Attempt | None:
+    """Re-check the basis, respect pause, mark ``sending``; ``None`` when nothing is to be sent now.
+    Everything is decided first and written last, in plain statements, so a failure writes nothing."""
     if row is None or partner is None or row["state"] not in {"queued", "failed", "sending"}:
-        connection.execute(delete(ITEMS).where(ITEMS.c.exchange_id == exchange_id))
+        _DROP_ITEM.run(session, exchange_id=exchange_id)
         return None
     exchange = draft(**row)  # a copy to decide on
     was = exchange.state
@@ -182,30 +206,30 @@ def _prepare(gw: "Gateway", session: Session, exchange_id: str, partner: partner
         transition(session, exchange, "failed", actor=WORKER, reason="attempt interrupted; outcome unknown",
                    attempt=exchange.attempts)
     decision = gw.policy.recheck(session, exchange, partner)
-    item_change: Any = None
+    item_change: Statement | None = None
     if not decision.allowed:
         transition(session, exchange, "refused", actor=WORKER, reason=decision.reason)
-        item_change = delete(ITEMS)
+        item_change = _DROP_ITEM
     else:
         if exchange.connector_type not in paused:
-            paused[exchange.connector_type] = partner_registry.connector_paused(session, exchange.connector_type) is not None
+            paused[exchange.connector_type] = partner_registry.is_connector_paused(session, exchange.connector_type)
         if paused[exchange.connector_type] or partner.state == "paused":
             why = "connector paused" if paused[exchange.connector_type] else "partner paused"
             transition(session, exchange, "parked", actor=WORKER, reason=why)
-            item_change = update(ITEMS).values(held=True, lease_owner=None, lease_until=None)
+            item_change = _HOLD_ITEM
         else:
             exchange.attempts += 1
             transition(session, exchange, "sending", actor=WORKER, attempt=exchange.attempts)
             body = gw.box.decrypt(exchange.payload_encrypted or b"")
-            view = partner_registry.view(partner, gw.box)
-    moved = connection.execute(
-        update(EXCHANGES).where(EXCHANGES.c.id == exchange_id, EXCHANGES.c.state == was)
-        .values(state=exchange.state, state_reason=exchange.state_reason, updated_at=exchange.updated_at,
-                attempts=exchange.attempts)).rowcount
+            view = views.get(partner.id)
+            if view is None:
+                view = views[partner.id] = partner_registry.view(partner, gw.box)
+    moved = _MARK.run(session, exchange_id=exchange_id, was=was, state=exchange.state,
+                      state_reason=exchange.state_reason, updated_at=exchange.updated_at, attempts=exchange.attempts)
     if moved != 1:
         raise _Changed()
     if item_change is not None:
-        connection.execute(item_change.where(ITEMS.c.exchange_id == exchange_id))
+        item_change.run(session, exchange_id=exchange_id)
         return None
     return Attempt(
         exchange_id=exchange.id,
@@ -270,20 +294,16 @@ def _record(gw: "Gateway", session: Session, attempt: Attempt, result: DeliveryR
     marks = mark(session)
     transition(session, exchange, to_state, actor=WORKER, reason=why, attempt=attempt.attempt, at=now)
     values.update(state=exchange.state, state_reason=exchange.state_reason, updated_at=exchange.updated_at)
-    connection = session.connection()
-    moved = connection.execute(
-        update(EXCHANGES)
-        .where(EXCHANGES.c.id == attempt.exchange_id, EXCHANGES.c.state == "sending",
-               EXCHANGES.c.attempts == attempt.attempt)
-        .values(values)).rowcount
+    moved = _OUTCOME[to_state == "delivered"].run(session, exchange_id=attempt.exchange_id, attempt=attempt.attempt,
+                                                  **values)
     if moved != 1:
         undo_since(session, marks)
-        return connection.execute(select(EXCHANGES.c.state).where(EXCHANGES.c.id == attempt.exchange_id)).scalar() or "gone"
+        now_in = _STATE_OF.first(session, exchange_id=attempt.exchange_id)
+        return now_in.state if now_in is not None else "gone"
     if delay is None:
-        connection.execute(delete(ITEMS).where(ITEMS.c.exchange_id == attempt.exchange_id))
+        _DROP_ITEM.run(session, exchange_id=attempt.exchange_id)
     else:
-        connection.execute(update(ITEMS).where(ITEMS.c.exchange_id == attempt.exchange_id)
-                           .values(due_at=now + timedelta(seconds=delay), lease_owner=None, lease_until=None))
+        _RETRY_ITEM.run(session, exchange_id=attempt.exchange_id, due_at=now + timedelta(seconds=delay))
     return to_state
 
 

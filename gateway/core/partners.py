@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.core import audit
 from gateway.core.crypto import Box
 from gateway.core.models import ConnectorState, OutboxItem, Partner, PartnerRoute, utcnow
 from gateway.core.problems import Problem, field_errors
+from gateway.core.sql import Statement
 
 if TYPE_CHECKING:
     from gateway.core.connectors import ConnectorManifest
@@ -196,9 +197,18 @@ PARTNERS = Partner.__table__
 PartnerRow = Any  # a row of ``partners``: a Partner's columns as attributes, read-only
 
 
-def find(session: Session, partner_id: str) -> PartnerRow | None:
+_BY_ID = Statement(select(PARTNERS).where(PARTNERS.c.id == bindparam("id")))
+_BY_TYPE = Statement(select(PARTNERS).where(PARTNERS.c.connector_type == bindparam("connector_type")).limit(2))
+_ROUTING = PartnerRoute.__table__
+_BY_ROUTE = Statement(
+    select(PARTNERS).join(_ROUTING, _ROUTING.c.partner_id == PARTNERS.c.id)
+    .where(_ROUTING.c.connector_type == bindparam("connector_type"), _ROUTING.c.attribute == bindparam("attribute"),
+           _ROUTING.c.value == bindparam("value")))
+
+
+def find(session: Session | Connection, partner_id: str) -> PartnerRow | None:
     """The partner's row, or None."""
-    return session.connection().execute(select(PARTNERS).where(PARTNERS.c.id == partner_id)).first()
+    return _BY_ID.first(session, id=partner_id)
 
 
 def find_many(session: Session, partner_ids: Iterable[str]) -> dict[str, PartnerRow]:
@@ -207,19 +217,14 @@ def find_many(session: Session, partner_ids: Iterable[str]) -> dict[str, Partner
         select(PARTNERS).where(PARTNERS.c.id.in_(sorted(set(partner_ids)))))}
 
 
-def resolve(session: Session, connector_type: str, attribute: str, value: str) -> PartnerRow | None:
+def resolve(session: Session | Connection, connector_type: str, attribute: str, value: str) -> PartnerRow | None:
     """The row of the partner of ``connector_type`` that serves this attribute value, or None."""
-    routing = PartnerRoute.__table__
-    return session.connection().execute(
-        select(PARTNERS).join(routing, routing.c.partner_id == PARTNERS.c.id)
-        .where(routing.c.connector_type == connector_type, routing.c.attribute == attribute,
-               routing.c.value == value)).first()
+    return _BY_ROUTE.first(session, connector_type=connector_type, attribute=attribute, value=value)
 
 
-def only_partner(session: Session, connector_type: str) -> PartnerRow | None:
+def only_partner(session: Session | Connection, connector_type: str) -> PartnerRow | None:
     """The row of the one partner of ``connector_type``; None if there is none or more than one."""
-    partners = list(session.connection().execute(
-        select(PARTNERS).where(PARTNERS.c.connector_type == connector_type).limit(2)))
+    partners = _BY_TYPE.all(session, connector_type=connector_type)
     return partners[0] if len(partners) == 1 else None
 
 
@@ -228,6 +233,17 @@ def only_partner(session: Session, connector_type: str) -> PartnerRow | None:
 def connector_paused(session: Session, connector_type: str) -> ConnectorState | None:
     state = session.get(ConnectorState, connector_type)
     return state if state is not None and state.state == "paused" else None
+
+
+_CONNECTOR_STATES = ConnectorState.__table__
+_CONNECTOR_STATE = Statement(select(_CONNECTOR_STATES.c.state)
+                             .where(_CONNECTOR_STATES.c.connector_type == bindparam("connector_type")))
+
+
+def is_connector_paused(session: Session | Connection, connector_type: str) -> bool:
+    """:func:`connector_paused` as a plain read, for the delivery worker's claim."""
+    row = _CONNECTOR_STATE.first(session, connector_type=connector_type)
+    return row is not None and row.state == "paused"
 
 
 def set_partner_state(session: Session, partner: Partner, state: str, reason: str, actor: audit.Actor) -> Partner:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from opentelemetry import trace
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from gateway.core import audit, idempotency
@@ -115,7 +116,7 @@ class Pipeline:
         structlog.contextvars.bind_contextvars(correlation_id=correlation_id, route=route.id)
         # Everything this request reads, it reads in one transaction: who may send, whether the key
         # was answered before, the partner and the basis. Nothing is written here.
-        with self.gw.store.reading() as session:
+        with self.gw.store.reading_rows() as session:
             if not internal:
                 self._check_source(session, route, principal)
             with tracer.start_as_current_span("pipeline.parse", attributes={"gateway.route": route.id}):
@@ -156,7 +157,7 @@ class Pipeline:
 
     # --- steps -----------------------------------------------------------------------------------
 
-    def _check_source(self, session: Session, route: Route, principal: Principal) -> None:
+    def _check_source(self, session: Connection, route: Route, principal: Principal) -> None:
         if principal.role == "partner":
             partner = partner_registry.find(session, principal.partner_id or "")
             kind = partner.connector_type if partner else None
@@ -171,7 +172,7 @@ class Pipeline:
             raise Problem("unknown-message-type", f"No enabled plugin parses message type {route.message_type}.")
         return parsed
 
-    def _resolve_partner(self, session: Session, route: Route, parsed: ParsedMessage) -> partner_registry.PartnerRow:
+    def _resolve_partner(self, session: Connection, route: Route, parsed: ParsedMessage) -> partner_registry.PartnerRow:
         if parsed.partner_id:
             partner = partner_registry.find(session, parsed.partner_id)
             if partner is None or partner.connector_type != route.target:

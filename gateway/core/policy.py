@@ -16,12 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.core import consent as consents
 from gateway.core import legal
 from gateway.core.models import Consent, utcnow
+from gateway.core.sql import Statement
 
 if TYPE_CHECKING:
     from gateway.core.models import Exchange, Partner
@@ -51,6 +52,11 @@ class Request:
     evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+_CONSENTS = Consent.__table__
+# A share lock: a withdrawal committing now waits for this attempt's decision, or wins.
+_CONSENT_SHARED = Statement(select(_CONSENTS).where(_CONSENTS.c.id == bindparam("id")).with_for_update(read=True))
+
+
 class Policy:
     def __init__(self, registry: "Registry") -> None:
         self.registry = registry
@@ -62,7 +68,7 @@ class Policy:
             kinds.add(connector.manifest.partner_kind)
         return kinds
 
-    def authorise(self, session: Session, request: Request) -> Decision:
+    def authorise(self, session: Session | Connection, request: Request) -> Decision:
         route = self.registry.routes.get(request.route.id)
         if route is None:
             return Decision(False, f"route {request.route.id} is no longer configured")
@@ -105,11 +111,7 @@ class Policy:
         if exchange.legal_basis not in route.legal_bases:
             return Decision(False, f"route {route.id} no longer accepts the basis {exchange.legal_basis}")
         if exchange.legal_basis == "toestemming":
-            # A share lock: a withdrawal committing now waits for this attempt's decision, or wins.
-            table = Consent.__table__
-            consent = (session.connection().execute(
-                select(table).where(table.c.id == exchange.consent_id).with_for_update(read=True)).first()
-                if exchange.consent_id else None)
+            consent = _CONSENT_SHARED.first(session, id=exchange.consent_id) if exchange.consent_id else None
             now = utcnow()
             if consent is None:
                 return Decision(False, "the consent this message relied on no longer exists")

@@ -1,0 +1,102 @@
+"""Hot statements run on the driver's cursor read and write exactly what SQLAlchemy would, on
+SQLite and on PostgreSQL: the same rows, the same types (JSON, UTC timestamps, bytes), the same
+row counts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import bindparam, delete, insert, select, update
+
+from gateway.core.models import InboundRequest, Partner, utcnow
+from gateway.core.sql import Statement
+from gateway.core.store import Store, upgrade
+
+PARTNERS = Partner.__table__
+REQUESTS = InboundRequest.__table__
+
+
+@pytest.fixture
+def store(database_url):
+    upgrade(database_url)
+    store = Store(database_url)
+    yield store
+    store.dispose()
+
+
+def add_partner(store: Store, partner_id: str, **extra) -> None:
+    with store.transaction() as session:
+        session.add(Partner(id=partner_id, connector_type="webhook", name=f"Partner {partner_id}",
+                            endpoint="http://127.0.0.1:9/inbox", identifiers={"gemeentecode": "0363"},
+                            config={"path": "/x", "n": 1}, credentials_encrypted=b"\x00\x01secret", **extra))
+
+
+def test_a_row_reads_as_it_does_through_sqlalchemy(store):
+    add_partner(store, "p-one", state_changed_at=datetime(2026, 12, 1, 8, 30, tzinfo=timezone.utc))
+    query = select(PARTNERS).where(PARTNERS.c.id == bindparam("id"))
+    with store.reading_rows() as connection:
+        expected = connection.execute(query, {"id": "p-one"}).one()
+        row = Statement(query).first(connection, id="p-one")
+    assert tuple(row) == tuple(expected)
+    assert row._fields == tuple(expected._fields)
+    assert row.identifiers == {"gemeentecode": "0363"} and row.config == {"path": "/x", "n": 1}
+    assert row.credentials_encrypted == b"\x00\x01secret"
+    assert row.state_changed_at == datetime(2026, 12, 1, 8, 30, tzinfo=timezone.utc)
+    assert row.created_at.tzinfo == timezone.utc
+
+
+def test_literals_in_a_statement_and_a_limit_are_bound_like_parameters(store):
+    for n in range(3):
+        add_partner(store, f"p-{n}")
+    query = Statement(select(PARTNERS.c.id).where(PARTNERS.c.connector_type == "webhook",
+                                                  PARTNERS.c.state == bindparam("state"))
+                      .order_by(PARTNERS.c.id).limit(2))
+    with store.reading_rows() as connection:
+        assert [row.id for row in query.all(connection, state="active")] == ["p-0", "p-1"]
+        assert query.all(connection, state="paused") == []
+        assert query.first(connection, state="paused") is None
+
+
+def test_writes_convert_json_and_times_on_the_way_in_and_count_the_rows_they_change(store):
+    now = utcnow()
+    add_row = Statement(insert(REQUESTS).values(
+        {column: bindparam(column) for column in ("source", "key", "fingerprint", "status", "locked_until",
+                                                  "response_body", "created_at")}))
+    mark_done = Statement(update(REQUESTS).where(REQUESTS.c.source == bindparam("source"))
+                          .values(status=bindparam("status")))
+    with store.transaction() as session:
+        add_row.many(session, [dict(source="s", key=f"k{n}", fingerprint="f", status="processing",
+                                    locked_until=now + timedelta(seconds=n), response_body={"n": n, "ü": "é"},
+                                    created_at=now) for n in range(3)])
+        assert mark_done.run(session, source="s", status="done") == 3
+        assert mark_done.run(session, source="nobody", status="done") == 0
+        assert Statement(delete(REQUESTS).where(REQUESTS.c.key == bindparam("key"))).many(
+            session, [{"key": "k0"}, {"key": "k1"}]) == 2
+    with store.reading() as session:
+        rows = session.execute(select(REQUESTS)).all()
+    assert [(row.key, row.status, row.response_body) for row in rows] == [("k2", "done", {"n": 2, "ü": "é"})]
+    assert rows[0].locked_until == now + timedelta(seconds=2)
+    assert rows[0].created_at == now
+
+
+def test_an_insert_that_returns_says_whether_it_inserted(store, database_url):
+    from sqlalchemy.dialects.postgresql import insert as postgres_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    maker = sqlite_insert if database_url.startswith("sqlite") else postgres_insert
+    unless_taken = Statement(maker(REQUESTS).values(source=bindparam("source"), key=bindparam("key"),
+                                                    fingerprint="f", status="done", created_at=bindparam("at"))
+                             .on_conflict_do_nothing().returning(REQUESTS.c.key))
+    with store.transaction() as session:
+        assert unless_taken.first(session, source="s", key="k", at=utcnow()).key == "k"
+        assert unless_taken.first(session, source="s", key="k", at=utcnow()) is None
+
+
+def test_a_statement_whose_sql_changes_per_call_is_refused():
+    with pytest.raises(ValueError, match="expanding IN"):
+        from sqlalchemy.dialects import sqlite
+
+        from gateway.core.sql import _Compiled
+
+        _Compiled(select(PARTNERS).where(PARTNERS.c.id.in_(bindparam("ids", expanding=True))), sqlite.dialect())
