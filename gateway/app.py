@@ -4,6 +4,7 @@ the shared HTTP client and the delivery workers all come from :func:`create_app`
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from types import ModuleType
@@ -71,6 +72,17 @@ async def maintenance(gw: Gateway) -> None:
         await asyncio.sleep(gw.settings.maintenance_interval_seconds)
 
 
+def settle_garbage_collector() -> None:
+    """Once started: what exists now (modules, tables, routes, plugins) lives as long as the
+    process, so the cyclic collector stops rescanning it (``gc.freeze``), and it runs after every
+    ten thousand new container objects instead of seven hundred — a message allocates thousands,
+    nearly all freed by reference counting, and the default made the collector a measurable share
+    of each one's CPU (docs/benchmarks.md)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+
+
 def create_app(settings: Settings | None = None, plugins: Iterable[ModuleType | object] = ()) -> FastAPI:
     settings = settings or load_settings()
     gateway_logging.configure(settings.log_level, settings.log_format)
@@ -83,12 +95,14 @@ def create_app(settings: Settings | None = None, plugins: Iterable[ModuleType | 
             await run_in_threadpool(upgrade, gw.store.url)
         await run_in_threadpool(check_durability, gw)
         gw.http = gw.new_http_client()
+        gw.store.group.attach(asyncio.get_running_loop())
         tasks: list[asyncio.Task[None]] = []
         tasks.append(asyncio.create_task(maintenance(gw), name="maintenance"))
         if settings.worker_enabled:
             worker = DeliveryWorker(gw)
             gw.workers.append(worker)
             tasks.append(asyncio.create_task(worker.run(), name="delivery-worker"))
+        settle_garbage_collector()
         log.info("gateway_started", plugins=sorted(gw.registry.connectors), routes=len(gw.registry.routes),
                  database=gw.store.dialect)
         try:
@@ -102,6 +116,7 @@ def create_app(settings: Settings | None = None, plugins: Iterable[ModuleType | 
             for connector in gw.registry.connectors.values():
                 await connector.aclose()
             await gw.http.aclose()
+            await gw.store.group.detach()
             gw.workers.clear()
             gw.store.dispose()
 

@@ -18,10 +18,12 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import BigInteger, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from gateway.core.models import AuditEntry, utcnow
+from gateway.core.sql import Statement
+from gateway.core.store import insert_rows
 
 GENESIS = "0" * 64
 _ADVISORY_LOCK = 7513
@@ -70,11 +72,15 @@ def entry_hash(prev_hash: str, entry: Any) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(entry)).hexdigest()
 
 
+_CHAIN_LOCK = Statement(select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger))))
+_HEAD = Statement(select(AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1))
+
+
 def _lock_and_head(session: Session) -> str:
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK})
-    head = session.execute(select(AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).scalar()
-    return head or GENESIS
+        _CHAIN_LOCK.all(session, key=_ADVISORY_LOCK)
+    head = _HEAD.first(session)
+    return head.hash if head is not None else GENESIS
 
 
 def record(
@@ -142,5 +148,5 @@ def seal(session: Session) -> int:
         entry.hash = head = entry_hash(head, entry)
     # Plain rows in one executemany: a group commit seals hundreds of entries at a time, and the
     # ORM's bookkeeping per object is what would hold the write lock.
-    session.execute(insert(AuditEntry.__table__), [{name: getattr(entry, name) for name in _COLUMNS} for entry in pending])
+    insert_rows(session, AuditEntry.__table__, [{name: getattr(entry, name) for name in _COLUMNS} for entry in pending])
     return len(pending)

@@ -12,14 +12,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.core import audit
 from gateway.core.exchange import transition
 from gateway.core.models import Consent, Exchange, OutboxItem, utcnow
 from gateway.core.problems import Problem
-from gateway.core.sql import Statement
+from gateway.core.sql import Bind, Statement
 
 if TYPE_CHECKING:
     from gateway.core.models import Partner
@@ -87,7 +87,7 @@ _ACTIVE_FOR_PURPOSE = Statement(
     .order_by(_TABLE.c.recorded_at.desc()))
 
 
-def find_active(session: Session | Connection, subject: str, partner: "Partner", partner_kinds: set[str], purpose: str,
+def find_active(session: Bind, subject: str, partner: "Partner", partner_kinds: set[str], purpose: str,
                 categories: tuple[str, ...], at: datetime | None = None) -> Any:
     """The client's newest active consent that covers this partner, purpose and data categories:
     its row (read on every submission, and only looked at), or None."""

@@ -25,6 +25,7 @@ waiter has its answer, on the waiter's own thread or event loop.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -76,6 +77,21 @@ class _Ticket(Generic[T]):
         return self.value  # type: ignore[no-any-return]
 
 
+def _commit_and_release(session: Session, lock: Any) -> list[Any]:
+    try:
+        try:
+            session.commit()
+            return list(session.info.pop("exchange_events", []))
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+    finally:
+        if lock is not None:
+            lock.release()
+
+
 def _wake(futures: list[asyncio.Future[None]]) -> None:
     for future in futures:
         if not future.done():  # its waiter may have been cancelled meanwhile
@@ -91,6 +107,12 @@ class GroupCommit:
         self._queue: deque[_Ticket[Any]] = deque()
         self._writer: threading.Thread | None = None
         self._closing = False
+        # The writer on an event loop (attach()): its own queue, drained by a task on that loop.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._loop_queue: deque[_Ticket[Any]] = deque()
+        self._drain: asyncio.Task[None] | None = None
+        self._committer: concurrent.futures.ThreadPoolExecutor | None = None
         self.batches = 0  # for the tests: how many commits served how many units
         self.units = 0
 
@@ -105,6 +127,7 @@ class GroupCommit:
     def run_many(self, units: list[Callable[[Session], Any]]) -> list[_Ticket[Any]]:
         """Run several units at once: each succeeds or fails on its own, as with :meth:`run`; the
         tickets hold each one's result or error."""
+        self.refuse_blocking_write()
         waiter = _Waiter(len(units))
         tickets = self._enqueue(units, waiter)
         assert waiter.event is not None
@@ -118,14 +141,52 @@ class GroupCommit:
         return ticket.result()
 
     async def run_many_async(self, units: list[Callable[[Session], Any]]) -> list[_Ticket[Any]]:
-        waiter = _Waiter(len(units), asyncio.get_running_loop())
-        tickets = self._enqueue(units, waiter)
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(len(units), loop)
+        if loop is self._loop:
+            tickets = [_Ticket(unit, waiter) for unit in units]
+            self._loop_queue.extend(tickets)
+            if self._drain is None or self._drain.done():
+                self._drain = loop.create_task(self._drain_on_loop(), name="group-commit")
+        else:
+            tickets = self._enqueue(units, waiter)
         assert waiter.future is not None
         # Shielded: a caller that gives up (its client went away) does not take the write back;
         # the unit commits or fails all the same, and only the answer is lost.
         await asyncio.shield(waiter.future)
         self._tell(tickets)
         return tickets
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Write on this event loop from now on: the units of coroutines running on it are run by a
+        task of the loop itself, and only the commit — the wait for the disk — goes to a thread.
+        For SQLite, whose statements take microseconds: run on a writer thread instead, each one
+        would hand the interpreter lock back and forth with the loop, and that cost more CPU than
+        the statements. A thread that is not the loop's keeps using the writer thread.
+
+        While attached, the loop's thread must not write synchronously (it would wait for a lock
+        that only the loop itself can let go of): :meth:`refuse_blocking_write` says so at once.
+
+        Only SQLite's store attaches; PostgreSQL's statements wait on the network, and there the
+        writer thread lets the loop run meanwhile."""
+        if self._store.dialect != "sqlite":
+            return
+        self._loop, self._loop_thread = loop, threading.get_ident()
+        self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="schakel-commit")
+
+    async def detach(self) -> None:
+        """Finish what is queued on the loop and write from the writer thread again."""
+        while self._drain is not None and not self._drain.done():
+            await asyncio.shield(self._drain)
+        self._loop = self._loop_thread = None
+        if self._committer is not None:
+            self._committer.shutdown(wait=True)
+            self._committer = None
+
+    def refuse_blocking_write(self) -> None:
+        if self._loop_thread is not None and threading.get_ident() == self._loop_thread:
+            raise RuntimeError("a synchronous write on the event loop's thread would wait for itself; "
+                               "use Store.batched_async (or run the write in a worker thread)")
 
     def close(self, timeout: float = 30.0) -> None:
         """Let the writer finish what is queued and end (a later write starts it again)."""
@@ -198,6 +259,94 @@ class GroupCommit:
             self.batches += 1
             self.units += len(batch)
 
+    async def _drain_on_loop(self) -> None:
+        cancelled = False
+        while self._loop_queue:
+            batch = [self._loop_queue.popleft() for _ in range(min(len(self._loop_queue), self._max_units))]
+            try:
+                cancelled = await self._commit_on_loop(batch) or cancelled
+            finally:
+                self.batches += 1
+                self.units += len(batch)
+                self._hand_back(batch)
+        if cancelled:
+            raise asyncio.CancelledError()
+
+    async def _commit_on_loop(self, batch: list[_Ticket[Any]]) -> bool:
+        """Commit a batch (each unit alone if one fails); True if the task was asked to stop
+        meanwhile, which it does once every unit of the batch knows its fate."""
+        spans: list[tuple[int, int]] = []
+        try:
+            committed, cancelled = await self._write_on_loop(batch, spans)
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                return False
+            cancelled = False
+            for ticket in batch:
+                try:
+                    ticket.events, stop = await self._write_on_loop([ticket], [])
+                    ticket.ok, cancelled = True, cancelled or stop
+                except Exception as alone:
+                    ticket.error = alone
+            return cancelled
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            # An interruption leaves every unit of the batch unwritten: the unit that raised it
+            # has it as its error (_write_on_loop), the others are told "not written".
+            return False
+        for ticket, (start, end) in zip(batch, spans):
+            ticket.ok, ticket.events = True, committed[start:end]
+        return cancelled
+
+    async def _write_on_loop(self, batch: list[_Ticket[Any]],
+                             spans: list[tuple[int, int]]) -> tuple[list[Any], bool]:
+        """Run the units on the loop and commit on the commit thread: the exchange events committed,
+        and whether the task was asked to stop while the commit went on."""
+        loop, committer, lock = self._loop, self._committer, self._store.write_lock
+        assert loop is not None and committer is not None
+        if lock is not None and not lock.try_acquire():
+            acquiring = loop.run_in_executor(committer, lock.acquire)
+            try:
+                await asyncio.shield(acquiring)
+            except asyncio.CancelledError:
+                acquiring.add_done_callback(lambda done: lock.release() if done.exception() is None else None)
+                raise
+        session = None
+        handed_over = False
+        try:
+            session = self._store.open_batch()
+            for ticket in batch:
+                before = len(session.info.get("exchange_events", ()))
+                try:
+                    ticket.value = ticket.unit(session)
+                except BaseException as exc:
+                    if not isinstance(exc, Exception):
+                        ticket.error = exc
+                    raise
+                spans.append((before, len(session.info.get("exchange_events", ()))))
+            self._store.finish_batch(session)
+            # From here the commit thread owns the session and the lock: it commits, lets go of
+            # the lock and closes the session, whatever becomes of this coroutine meanwhile.
+            handed_over = True
+            outcome = loop.run_in_executor(committer, _commit_and_release, session, lock)
+            try:
+                return await asyncio.shield(outcome), False
+            except asyncio.CancelledError:
+                # The commit goes on regardless: wait for it, so nobody hears "not written" about
+                # a unit that was.
+                return await outcome, True
+        finally:
+            if not handed_over:
+                try:
+                    if session is not None:
+                        session.rollback()
+                        session.close()
+                finally:
+                    if lock is not None:
+                        lock.release()
+
     def _alone(self, ticket: _Ticket[Any]) -> None:
         committed: list[Any] = []
         try:
@@ -223,6 +372,9 @@ class GroupCommit:
             elif waiter.loop is not None and waiter.future is not None:
                 futures.setdefault(waiter.loop, []).append(waiter.future)
         for loop, waiting in futures.items():
+            if loop is self._loop and threading.get_ident() == self._loop_thread:
+                _wake(waiting)
+                continue
             try:
                 loop.call_soon_threadsafe(_wake, waiting)
             except RuntimeError:  # that loop has closed: nobody is waiting any more

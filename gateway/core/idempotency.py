@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from gateway.core.models import InboundRequest, utcnow
 from gateway.core.problems import Problem
-from gateway.core.sql import Statement
+from gateway.core.sql import Bind, Statement
 from gateway.core.store import Store
 
 MAX_KEY_LENGTH = 255
@@ -107,7 +107,7 @@ def lookup(store: Store, source: str, key: str, body_fingerprint: str) -> Stored
         return lookup_in(session, source, key, body_fingerprint)
 
 
-def lookup_in(session: Session | Connection, source: str, key: str, body_fingerprint: str) -> StoredAnswer | None:
+def lookup_in(session: Bind, source: str, key: str, body_fingerprint: str) -> StoredAnswer | None:
     """:func:`lookup` within a read transaction the caller already has."""
     check_key(key)
     row = _BY_KEY.first(session, source=source, key=key)

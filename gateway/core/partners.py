@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.core import audit
 from gateway.core.crypto import Box
 from gateway.core.models import ConnectorState, OutboxItem, Partner, PartnerRoute, utcnow
 from gateway.core.problems import Problem, field_errors
-from gateway.core.sql import Statement
+from gateway.core.sql import Bind, Statement
 
 if TYPE_CHECKING:
     from gateway.core.connectors import ConnectorManifest
@@ -206,7 +206,7 @@ _BY_ROUTE = Statement(
            _ROUTING.c.value == bindparam("value")))
 
 
-def find(session: Session | Connection, partner_id: str) -> PartnerRow | None:
+def find(session: Bind, partner_id: str) -> PartnerRow | None:
     """The partner's row, or None."""
     return _BY_ID.first(session, id=partner_id)
 
@@ -217,12 +217,12 @@ def find_many(session: Session, partner_ids: Iterable[str]) -> dict[str, Partner
         select(PARTNERS).where(PARTNERS.c.id.in_(sorted(set(partner_ids)))))}
 
 
-def resolve(session: Session | Connection, connector_type: str, attribute: str, value: str) -> PartnerRow | None:
+def resolve(session: Bind, connector_type: str, attribute: str, value: str) -> PartnerRow | None:
     """The row of the partner of ``connector_type`` that serves this attribute value, or None."""
     return _BY_ROUTE.first(session, connector_type=connector_type, attribute=attribute, value=value)
 
 
-def only_partner(session: Session | Connection, connector_type: str) -> PartnerRow | None:
+def only_partner(session: Bind, connector_type: str) -> PartnerRow | None:
     """The row of the one partner of ``connector_type``; None if there is none or more than one."""
     partners = _BY_TYPE.all(session, connector_type=connector_type)
     return partners[0] if len(partners) == 1 else None
@@ -240,7 +240,7 @@ _CONNECTOR_STATE = Statement(select(_CONNECTOR_STATES.c.state)
                              .where(_CONNECTOR_STATES.c.connector_type == bindparam("connector_type")))
 
 
-def is_connector_paused(session: Session | Connection, connector_type: str) -> bool:
+def is_connector_paused(session: Bind, connector_type: str) -> bool:
     """:func:`connector_paused` as a plain read, for the delivery worker's claim."""
     row = _CONNECTOR_STATE.first(session, connector_type=connector_type)
     return row is not None and row.state == "paused"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from opentelemetry import trace
-from sqlalchemy import Connection
+
 from sqlalchemy.orm import Session
 
 from gateway.core import audit, idempotency
@@ -33,6 +33,7 @@ from gateway.core.models import Exchange, OutboxItem, utcnow
 from gateway.core.policy import Decision, Request
 from gateway.core.problems import Problem
 from gateway.core.routing import Route
+from gateway.core.sql import Bind
 from gateway.core.store import queue_insert
 
 if TYPE_CHECKING:
@@ -157,7 +158,7 @@ class Pipeline:
 
     # --- steps -----------------------------------------------------------------------------------
 
-    def _check_source(self, session: Connection, route: Route, principal: Principal) -> None:
+    def _check_source(self, session: Bind, route: Route, principal: Principal) -> None:
         if principal.role == "partner":
             partner = partner_registry.find(session, principal.partner_id or "")
             kind = partner.connector_type if partner else None
@@ -172,7 +173,7 @@ class Pipeline:
             raise Problem("unknown-message-type", f"No enabled plugin parses message type {route.message_type}.")
         return parsed
 
-    def _resolve_partner(self, session: Connection, route: Route, parsed: ParsedMessage) -> partner_registry.PartnerRow:
+    def _resolve_partner(self, session: Bind, route: Route, parsed: ParsedMessage) -> partner_registry.PartnerRow:
         if parsed.partner_id:
             partner = partner_registry.find(session, parsed.partner_id)
             if partner is None or partner.connector_type != route.target:

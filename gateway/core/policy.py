@@ -16,13 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.core import consent as consents
 from gateway.core import legal
 from gateway.core.models import Consent, utcnow
-from gateway.core.sql import Statement
+from gateway.core.sql import Bind, Statement
 
 if TYPE_CHECKING:
     from gateway.core.models import Exchange, Partner
@@ -68,7 +68,7 @@ class Policy:
             kinds.add(connector.manifest.partner_kind)
         return kinds
 
-    def authorise(self, session: Session | Connection, request: Request) -> Decision:
+    def authorise(self, session: Bind, request: Request) -> Decision:
         route = self.registry.routes.get(request.route.id)
         if route is None:
             return Decision(False, f"route {request.route.id} is no longer configured")

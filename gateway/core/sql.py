@@ -10,7 +10,7 @@ own, taken from the compiled statement and its column types, so a row reads exac
 through :meth:`Connection.execute`; only the per-call machinery is left out.
 
 They run on the DBAPI connection of a SQLAlchemy ``Connection`` or ``Session``, inside whatever
-transaction that holds. Statements with an expanding ``IN`` are not supported (their SQL changes
+transaction that holds, or on a :class:`DriverConnection` straight from the pool. Statements with an expanding ``IN`` are not supported (their SQL changes
 with each call); write those as ordinary Core statements.
 """
 
@@ -28,11 +28,31 @@ from sqlalchemy.sql import ClauseElement
 Processor = Callable[[Any], Any]
 
 
-def driver_connection(bind: Connection | Session) -> Any:
-    """The DBAPI connection under a Connection, or under the Session's connection (which begins
-    the Session's transaction if it has none yet)."""
+class DriverConnection:
+    """A DBAPI connection checked out of an engine's pool, with the engine's dialect: what
+    :meth:`gateway.core.store.Store.reading_rows` hands out, for statements and nothing else."""
+
+    __slots__ = ("driver", "dialect")
+
+    def __init__(self, driver: Any, dialect: Dialect) -> None:
+        self.driver = driver
+        self.dialect = dialect
+
+
+Bind = Connection | Session | DriverConnection
+
+
+def driver_connection(bind: Bind) -> Any:
+    """The DBAPI connection under a Connection, under the Session's connection (which begins
+    the Session's transaction if it has none yet), or a :class:`DriverConnection`'s."""
+    if isinstance(bind, DriverConnection):
+        return bind.driver
     connection = bind.connection() if isinstance(bind, Session) else bind
     return connection.connection.driver_connection
+
+
+def dialect_of(bind: Bind) -> Dialect:
+    return bind.get_bind().dialect if isinstance(bind, Session) else bind.dialect
 
 
 class _Compiled:
@@ -87,15 +107,15 @@ class Statement:
         self.statement = statement
         self._compiled: dict[str, _Compiled] = {}
 
-    def _for(self, bind: Connection | Session) -> tuple[_Compiled, Any]:
+    def _for(self, bind: Bind) -> tuple[_Compiled, Any]:
         driver = driver_connection(bind)
-        dialect = bind.get_bind().dialect if isinstance(bind, Session) else bind.dialect
+        dialect = dialect_of(bind)
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
             compiled = self._compiled[dialect.name] = _Compiled(self.statement, dialect)
         return compiled, driver
 
-    def all(self, bind: Connection | Session, **params: Any) -> list[Any]:
+    def all(self, bind: Bind, **params: Any) -> list[Any]:
         """Every row, as named tuples with the statement's column keys."""
         compiled, driver = self._for(bind)
         cursor = driver.cursor()
@@ -105,11 +125,11 @@ class Statement:
         finally:
             cursor.close()
 
-    def first(self, bind: Connection | Session, **params: Any) -> Any:
+    def first(self, bind: Bind, **params: Any) -> Any:
         rows = self.all(bind, **params)
         return rows[0] if rows else None
 
-    def run(self, bind: Connection | Session, **params: Any) -> int:
+    def run(self, bind: Bind, **params: Any) -> int:
         """A statement without rows to read; how many rows it changed."""
         compiled, driver = self._for(bind)
         cursor = driver.cursor()
@@ -119,7 +139,7 @@ class Statement:
         finally:
             cursor.close()
 
-    def many(self, bind: Connection | Session, params: list[dict[str, Any]]) -> int:
+    def many(self, bind: Bind, params: list[dict[str, Any]]) -> int:
         """The statement once for each parameter set, in one driver call; rows changed in all."""
         if not params:
             return 0

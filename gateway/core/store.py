@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import Connection, Engine, create_engine, event, insert, text
+from sqlalchemy import Engine, bindparam, create_engine, event, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.core.groupcommit import GroupCommit
+from gateway.core.sql import DriverConnection
 
 T = TypeVar("T")
 
@@ -73,13 +74,15 @@ def _postgres_engine(url: str) -> Engine:
 
 
 class _WriterLock:
-    """A thread lock, and across processes an exclusive ``flock`` on a file beside the database."""
+    """A thread lock, and across processes an exclusive ``flock`` on a file beside the database.
+    Either may be let go by another thread than the one that took it (the store's commit thread
+    lets go of what the event loop took)."""
 
     def __init__(self, path: str | None) -> None:
         self._threads = threading.Lock()
         self._file = open(path, "a+b") if path else None  # noqa: SIM115 - held for the store's life
 
-    def __enter__(self) -> None:
+    def acquire(self) -> None:
         self._threads.acquire()
         if self._file is not None:
             try:
@@ -88,12 +91,33 @@ class _WriterLock:
                 self._threads.release()
                 raise
 
-    def __exit__(self, *exc: object) -> None:
+    def try_acquire(self) -> bool:
+        """Take it if nobody holds it; never waits."""
+        if not self._threads.acquire(blocking=False):
+            return False
+        if self._file is not None:
+            try:
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._threads.release()
+                return False
+            except BaseException:
+                self._threads.release()
+                raise
+        return True
+
+    def release(self) -> None:
         try:
             if self._file is not None:
                 fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
         finally:
             self._threads.release()
+
+    def __enter__(self) -> None:
+        self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     def close(self) -> None:
         if self._file is not None:
@@ -116,7 +140,38 @@ def insert_queued(session: Session) -> None:
     if pending:
         for table in Base.metadata.sorted_tables:
             if pending.get(table):
-                session.execute(insert(table), pending[table])
+                insert_rows(session, table, pending[table])
+
+
+def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert plain rows with one driver executemany per set of columns (:mod:`gateway.core.sql`);
+    a column a row leaves out gets its Python-side default, as a Core insert would give it."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
+    for keys, group in groups.items():
+        statement, defaults = _inserter(table, keys)
+        if defaults:
+            group = [{**row, **{name: default.arg(None) if default.is_callable else default.arg
+                                for name, default in defaults}} for row in group]
+        statement.many(session, group)
+
+
+_INSERTERS: dict[tuple[Any, tuple[str, ...]], tuple[Any, list[tuple[str, Any]]]] = {}
+
+
+def _inserter(table: Any, keys: tuple[str, ...]) -> tuple[Any, list[tuple[str, Any]]]:
+    from gateway.core.sql import Statement
+
+    found = _INSERTERS.get((table, keys))
+    if found is None:
+        defaults = [(column.key, column.default) for column in table.columns
+                    if column.key not in keys and column.default is not None
+                    and (column.default.is_callable or column.default.is_scalar)]
+        names = list(keys) + [name for name, _ in defaults]
+        found = _INSERTERS[(table, keys)] = (
+            Statement(insert(table).values({name: bindparam(name) for name in names})), defaults)
+    return found
 
 
 def mark(session: Session) -> dict[Any, int]:
@@ -179,14 +234,33 @@ class Store:
         """A write transaction that collects its committed exchange events into ``events`` instead
         of telling the listeners (:meth:`tell_listeners`), for a caller that must first let go of
         what it holds: a listener may well write again."""
-        from gateway.core.audit import seal
-
+        self.group.refuse_blocking_write()
         with self._write_lock or nullcontext(), self._write() as session:
             with session.begin():
                 yield session
-                insert_queued(session)
-                seal(session)
+                self.finish_batch(session)
             events.extend(session.info.pop("exchange_events", []))
+
+    # The steps of :meth:`committing`, for a writer that takes them one at a time (the group
+    # commit on the event loop, which commits on a thread of its own).
+
+    @property
+    def write_lock(self) -> "_WriterLock | None":
+        return self._write_lock  # type: ignore[no-any-return]
+
+    def open_batch(self) -> Session:
+        """A write session with its transaction begun; the caller holds :attr:`write_lock`."""
+        session = self._write()
+        session.begin()
+        return session
+
+    @staticmethod
+    def finish_batch(session: Session) -> None:
+        """What goes in last before the commit: the queued rows, then the sealed audit entries."""
+        from gateway.core.audit import seal
+
+        insert_queued(session)
+        seal(session)
 
     def tell_listeners(self, events: list[Any]) -> None:
         if not events:
@@ -219,16 +293,23 @@ class Store:
                 session.rollback()
 
     @contextmanager
-    def reading_rows(self) -> Iterator[Connection]:
-        """A read transaction on a plain connection, for code that reads rows and no ORM objects
-        (the look-ups before a message is accepted): without a Session's bookkeeping it costs a
-        fraction of :meth:`reading`. It always rolls back."""
-        with self.read_engine.connect() as connection:
-            connection.begin()
+    def reading_rows(self) -> Iterator[DriverConnection]:
+        """A read transaction on a pooled driver connection, for :mod:`gateway.core.sql`
+        statements and nothing else (the look-ups before a message is accepted): without a
+        Session's or a Connection's bookkeeping it costs a fraction of :meth:`reading`. It always
+        rolls back."""
+        pooled = self.read_engine.raw_connection()
+        driver = pooled.driver_connection
+        try:
+            if self.dialect == "sqlite":
+                driver.execute("BEGIN")  # the driver leaves transactions to us (isolation_level None)
+            # psycopg begins one with the first statement.
+            yield DriverConnection(driver, self.read_engine.dialect)
+        finally:
             try:
-                yield connection
+                driver.rollback()
             finally:
-                connection.rollback()
+                pooled.close()
 
     def durability(self) -> dict[str, str]:
         """The settings that decide whether an acknowledged commit survives a crash."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,6 +13,7 @@ from gateway.core import audit, audit_chain
 from gateway.core.models import AuditEntry
 from gateway.core.runtime import Gateway
 from gateway.core.store import upgrade
+from tests.conftest import make_settings
 
 ACTOR = audit.Actor("test-user", "hulpverlener")
 
@@ -172,3 +174,84 @@ def test_an_interrupted_batch_answers_every_unit_and_none_is_told_it_was_written
     assert gw.store.batched(writer(3)) == 3
     with gw.store.reading() as session:
         assert audit_chain.verify(session).ok
+
+
+# --- the writer on the event loop (SQLite only: PostgreSQL's store keeps its writer thread) ------------
+
+
+@pytest.fixture
+def sqlite_gw(tmp_path):
+    gateway = Gateway(make_settings(f"sqlite:///{tmp_path / 'gateway.db'}", tmp_path))
+    upgrade(gateway.store.url)
+    yield gateway
+    gateway.store.dispose()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_store_does_not_attach_to_the_event_loop(postgres_url, tmp_path):
+    gateway = Gateway(make_settings(postgres_url, tmp_path))
+
+    async def main():
+        gateway.store.group.attach(asyncio.get_running_loop())
+        try:
+            gateway.store.group.refuse_blocking_write()  # nothing to refuse: writes go to the writer thread
+        finally:
+            await gateway.store.group.detach()
+
+    asyncio.run(main())
+    gateway.store.dispose()
+
+
+def test_on_its_event_loop_the_group_commit_runs_units_there_and_commits_concurrent_ones_together(sqlite_gw):
+    gw = sqlite_gw
+    group = gw.store.group
+    loop_thread = []
+
+    def unit(n):
+        def write(session):
+            loop_thread.append(threading.get_ident())
+            audit.record(session, "test.unit", actor=ACTOR, detail=f"unit {n:03d}")
+            return n
+        return write
+
+    async def main():
+        group.attach(asyncio.get_running_loop())
+        try:
+            results = await asyncio.gather(*(gw.store.batched_async(unit(n)) for n in range(50)))
+        finally:
+            await group.detach()
+        return results
+
+    assert asyncio.run(main()) == list(range(50))
+    assert set(loop_thread) == {threading.get_ident()}  # asyncio.run ran the loop on this thread
+    assert details(gw) == [f"unit {n:03d}" for n in range(50)]
+    assert group.units == 50 and group.batches < 50
+    with gw.store.reading() as session:
+        assert audit_chain.verify(session).ok
+
+
+def test_on_its_event_loop_a_failing_unit_fails_alone_and_a_blocking_write_is_refused(sqlite_gw):
+    gw = sqlite_gw
+
+    def bad(session):
+        audit.record(session, "test.unit", actor=ACTOR, detail="unit bad")
+        raise ValueError("this unit cannot be written")
+
+    async def main():
+        gw.store.group.attach(asyncio.get_running_loop())
+        try:
+            outcomes = await asyncio.gather(gw.store.batched_async(writer(1)), gw.store.batched_async(bad),
+                                            gw.store.batched_async(writer(2)), return_exceptions=True)
+            with pytest.raises(RuntimeError, match="would wait for itself"):
+                gw.store.batched(writer(3))
+            # Another thread still writes, through the writer thread, beside the loop's writes.
+            from_thread = await asyncio.to_thread(gw.store.batched, writer(4))
+        finally:
+            await gw.store.group.detach()
+        return outcomes, from_thread
+
+    outcomes, from_thread = asyncio.run(main())
+    assert outcomes[0] == 1 and outcomes[2] == 2 and isinstance(outcomes[1], ValueError)
+    assert from_thread == 4
+    assert details(gw) == ["unit 001", "unit 002", "unit 004"]
+    assert gw.store.batched(writer(5)) == 5  # detached: the loop's thread may block on a write again

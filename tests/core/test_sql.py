@@ -35,9 +35,12 @@ def add_partner(store: Store, partner_id: str, **extra) -> None:
 def test_a_row_reads_as_it_does_through_sqlalchemy(store):
     add_partner(store, "p-one", state_changed_at=datetime(2026, 12, 1, 8, 30, tzinfo=timezone.utc))
     query = select(PARTNERS).where(PARTNERS.c.id == bindparam("id"))
-    with store.reading_rows() as connection:
+    with store.read_engine.connect() as connection:
         expected = connection.execute(query, {"id": "p-one"}).one()
-        row = Statement(query).first(connection, id="p-one")
+        through_connection = Statement(query).first(connection, id="p-one")
+    with store.reading_rows() as driver:
+        row = Statement(query).first(driver, id="p-one")
+    assert row == through_connection
     assert tuple(row) == tuple(expected)
     assert row._fields == tuple(expected._fields)
     assert row.identifiers == {"gemeentecode": "0363"} and row.config == {"path": "/x", "n": 1}
