@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     # Delivery
     auto_migrate: bool = True
     worker_enabled: bool = True
-    worker_concurrency: int = 32
+    # Attempts in flight per process (a slot is held while the partner is being asked, not while its
+    # outcome waits to be recorded); with the share below, at most 32 at once to one partner.
+    worker_concurrency: int = 64
     worker_poll_interval: float = 0.2
     worker_batch_size: int = 32
     # The most of the worker's slots one partner may hold, so a slow partner leaves room for the rest.

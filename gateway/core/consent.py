@@ -108,6 +108,13 @@ def withdraw(session: Session, consent_id: str, reason: str, actor: audit.Actor)
     an attempt on the wire cannot be recalled, but none starts after this commits, because each
     attempt re-reads the consent under a share lock that this transaction's update excludes.
     """
+    # Lock order everywhere: outbox rows, then the consent, then exchanges — a claim locks its
+    # outbox rows and then reads the consent under a share lock, so taking the consent first
+    # here could deadlock with it (PostgreSQL would abort one of the two). A message queued
+    # after these rows were locked finds the consent withdrawn when it is claimed.
+    items = list(session.scalars(
+        select(OutboxItem).join(Exchange, OutboxItem.exchange_id == Exchange.id)
+        .where(Exchange.consent_id == consent_id).with_for_update(of=OutboxItem)))
     consent = session.get(Consent, consent_id, with_for_update=True)
     if consent is None:
         raise Problem("not-found", "No consent with that id.")
@@ -117,10 +124,6 @@ def withdraw(session: Session, consent_id: str, reason: str, actor: audit.Actor)
     consent.status, consent.withdrawn_at, consent.withdrawn_by, consent.withdrawal_reason = "inactive", now, actor.user_id, reason
     audit.record(session, "consent.withdrawn", actor=actor, action_code="U", purpose=consent.purpose, client=consent.client,
                  partner_id=consent.partner_id, consent_id=consent.id, legal_basis="toestemming", detail=reason)
-    # Lock order everywhere: outbox row, then exchange — the delivery worker takes them so too.
-    items = list(session.scalars(
-        select(OutboxItem).join(Exchange, OutboxItem.exchange_id == Exchange.id)
-        .where(Exchange.consent_id == consent.id).with_for_update(of=OutboxItem)))
     stopped, in_flight = [], []
     for item in items:
         exchange = session.get(Exchange, item.exchange_id)

@@ -51,9 +51,15 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        # Attempts claimed and not yet recorded, per partner: a slot is held until its outcome is stored.
+        # Attempts in progress, per partner: a slot is held from the claim (or the reservation)
+        # until the partner has answered or the attempt has given up; that is what the partner
+        # feels, and what its share bounds.
         self._in_flight: collections.Counter[str] = collections.Counter()
+        # Outcomes waiting to be recorded (their outbox rows stay leased until they are): no new
+        # attempt starts while more than this many wait, so a store that cannot keep up slows the
+        # worker down instead of filling the memory.
         self._outcomes: asyncio.Queue[tuple[outbox.Attempt, DeliveryResult]] = asyncio.Queue()
+        self._unrecorded_limit = 4 * settings.worker_concurrency
         self._recorder: asyncio.Task[None] | None = None
         self.share = max(1, int(settings.worker_concurrency * settings.worker_partner_share))
         self.health = PartnerHealth(threshold=settings.partner_down_after_failures)
@@ -62,6 +68,33 @@ class DeliveryWorker:
     def wake(self) -> None:
         self._wake.set()
 
+    # --- attempts the pipeline starts itself ------------------------------------------------------
+    # A message accepted on this process's event loop can have its first attempt made right after
+    # the commit that queues it, with what the pipeline already holds (the body, the partner), and
+    # marked ``sending`` in that same commit (outbox.start_now) instead of being claimed a moment
+    # later. It takes one of this worker's slots like any claimed attempt, so the share per
+    # partner and the bound on attempts in flight hold for both.
+
+    def reserve(self, partner_id: str) -> bool:
+        """Hold a slot for an attempt the pipeline will start; False when none is free."""
+        if not self.running or self._stop.is_set() or self._outcomes.qsize() >= self._unrecorded_limit:
+            return False
+        if sum(self._in_flight.values()) >= self.gw.settings.worker_concurrency or \
+                self._in_flight[partner_id] >= self.share:
+            return False
+        self._in_flight[partner_id] += 1
+        return True
+
+    def unreserve(self, partner_id: str) -> None:
+        """Give back a slot that :meth:`reserve` held for an attempt that is not to be made now."""
+        self._release_slot(partner_id)
+
+    def start(self, attempt: outbox.Attempt) -> None:
+        """Make an attempt in a slot that :meth:`reserve` held for it."""
+        task = asyncio.create_task(self._attempt(attempt))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def run(self) -> None:
         self.running = True
         settings = self.gw.settings
@@ -69,6 +102,8 @@ class DeliveryWorker:
         try:
             while not self._stop.is_set():
                 free = settings.worker_concurrency - sum(self._in_flight.values())
+                if self._outcomes.qsize() >= self._unrecorded_limit:
+                    free = 0
                 wanted = min(free, settings.worker_batch_size)
                 claimed = 0
                 if wanted > 0:
@@ -80,9 +115,7 @@ class DeliveryWorker:
                         attempts = []
                     for attempt in attempts:
                         self._in_flight[attempt.partner.id] += 1
-                        task = asyncio.create_task(self._attempt(attempt))
-                        self._tasks.add(task)
-                        task.add_done_callback(self._tasks.discard)
+                        self.start(attempt)
                 if claimed and claimed == wanted:
                     continue  # more may be due: claim again at once
                 self._wake.clear()
@@ -109,7 +142,7 @@ class DeliveryWorker:
     async def _attempt(self, attempt: outbox.Attempt) -> None:
         structlog.contextvars.bind_contextvars(exchange_id=attempt.exchange_id)
         partner_id = attempt.partner.id
-        queued = False
+        released = False
         try:
             with tracer.start_as_current_span(
                 "delivery.attempt",
@@ -128,14 +161,15 @@ class DeliveryWorker:
                 self.gw.instruments.delivery_duration.record(
                     time.monotonic() - started, {"connector": attempt.connector_type, "partner": partner_id,
                                                  "outcome": result.outcome})
+            self._release_slot(partner_id)
+            released = True
             await self._outcomes.put((attempt, result))
-            queued = True
         except Exception as exc:
             # Never let one message kill the worker: its lease expires and it is tried again.
             log.error("delivery_error", exchange_id=attempt.exchange_id, error_type=type(exc).__name__,
                       frames=safe_frames(exc))
         finally:
-            if not queued:
+            if not released:
                 self._release_slot(partner_id)
             structlog.contextvars.unbind_contextvars("exchange_id")
 
@@ -170,8 +204,8 @@ class DeliveryWorker:
                 else:
                     log.info("delivery_attempt", exchange_id=attempt.exchange_id, partner=attempt.partner.id,
                              attempt=attempt.attempt, outcome=result.outcome, status=result.status, state=state)
-                self._release_slot(attempt.partner.id)
                 self._outcomes.task_done()
+            self._wake.set()  # the backlog shrank: attempts held back by it may start
 
     async def _deliver(self, connector: object, attempt: outbox.Attempt) -> DeliveryResult:
         headers: dict[str, str] = {}

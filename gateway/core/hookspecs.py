@@ -115,9 +115,12 @@ def exchange_event(event: "ExchangeEvent") -> None:
     """Observe a state change of an exchange, after it has been committed.
 
     :param event: exchange id, route, message type, partner, old and new state, reason —
-        metadata only, never the body. Runs in the thread that made the change: keep it quick,
-        and start follow-up work through the pipeline, never by writing to the store directly.
-        An exception here is logged and does not undo the change.
+        metadata only, never the body. Runs once the change has committed, where the change was
+        asked for: on the event loop for the API and the delivery worker (so never block: no
+        synchronous write there), in a worker thread for code that writes synchronously. Keep it
+        quick, and start follow-up work through the pipeline (``submit_async`` on the loop),
+        never by writing to the store directly. An exception here is logged and does not undo
+        the change.
     """
 
 

@@ -231,6 +231,10 @@ def _prepare(gw: "Gateway", session: Session, exchange_id: str, partner: partner
     if item_change is not None:
         item_change.run(session, exchange_id=exchange_id)
         return None
+    return _attempt_of(exchange, body, view)
+
+
+def _attempt_of(exchange: Any, body: bytes, view: partner_registry.PartnerView) -> Attempt:
     return Attempt(
         exchange_id=exchange.id,
         correlation_id=exchange.correlation_id,
@@ -244,6 +248,22 @@ def _prepare(gw: "Gateway", session: Session, exchange_id: str, partner: partner
         partner=view,
         snapshot={column: getattr(exchange, column) for column in SNAPSHOT},
     )
+
+
+def start_now(gw: "Gateway", session: Session, exchange: Any, partner: partner_registry.PartnerRow, body: bytes,
+              view: partner_registry.PartnerView) -> Attempt | None:
+    """Mark a message queued in this very transaction as ``sending``, for the first attempt that
+    the process which accepted it makes right after the commit, without waiting for a claim (see
+    ``Pipeline.submit_async``). What a claim checks is checked here, inside the same transaction:
+    the basis again (under the same share lock), and a paused partner or connector. ``None``
+    leaves it queued, for a claim to decide on."""
+    decision = gw.policy.recheck(session, exchange, partner)
+    if not decision.allowed or partner.state == "paused" or \
+            partner_registry.is_connector_paused(session, exchange.connector_type):
+        return None
+    exchange.attempts += 1
+    transition(session, exchange, "sending", actor=WORKER, attempt=exchange.attempts)
+    return _attempt_of(exchange, body, view)
 
 
 async def record_many(gw: "Gateway", outcomes: list[tuple[Attempt, DeliveryResult]]) -> list[str | BaseException]:

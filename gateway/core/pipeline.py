@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,7 @@ from opentelemetry import trace
 
 from sqlalchemy.orm import Session
 
-from gateway.core import audit, idempotency
+from gateway.core import audit, idempotency, outbox
 from gateway.core import partners as partner_registry
 from gateway.core.auth import Principal
 from gateway.core.crypto import digest
@@ -52,6 +52,17 @@ class Answer:
     replayed: bool = False
 
 
+@dataclass
+class _Sending:
+    """A first attempt the accepting process makes itself: the worker slot held for it, and what
+    the attempt needs; ``attempt`` is set by the write that marks the message ``sending``."""
+
+    worker: Any
+    view: partner_registry.PartnerView
+    body: bytes
+    attempt: outbox.Attempt | None = None
+
+
 @dataclass(frozen=True)
 class _Prepared:
     """A message ready to be written: the unit that writes it and the answer once it is."""
@@ -62,6 +73,12 @@ class _Prepared:
     exchange_id: str
     partner_id: str
     queued: bool
+    sending: _Sending | None = None
+
+    def release(self) -> None:
+        """Give back the worker slot held for an attempt that will not be started here."""
+        if self.sending is not None:
+            self.sending.worker.unreserve(self.partner_id)
 
 
 class Pipeline:
@@ -79,7 +96,7 @@ class Pipeline:
         derives ``body`` from the caller's request passes that request as ``request_body``: the
         idempotency key then holds the caller to what they sent, not to what was derived."""
         prepared = self._prepare(route_id, body, media_type, principal, idempotency_key, claimed_basis,
-                                 correlation_id, internal, request_body)
+                                 correlation_id, internal, request_body, None)
         if isinstance(prepared, Answer):
             return prepared
         try:
@@ -94,21 +111,30 @@ class Pipeline:
                            correlation_id: str | None = None, *, internal: bool = False,
                            request_body: bytes | None = None) -> Answer:
         """:meth:`submit` on the event loop: everything up to the write runs here, without a
-        thread hop, and the write is awaited while the store's writer commits it with others."""
+        thread hop, and the write is awaited while the store's writer commits it with others.
+
+        Where this process's delivery worker has a slot free, the message's first attempt starts
+        right after the commit, with the body and the partner already in hand: the commit that
+        queues it also marks it ``sending`` (after checking the basis again, as a claim would), and
+        no claim has to find it. Otherwise, or on an ordered route, a claim takes it as usual."""
         prepared = self._prepare(route_id, body, media_type, principal, idempotency_key, claimed_basis,
-                                 correlation_id, internal, request_body)
+                                 correlation_id, internal, request_body, self.gw.running_worker())
         if isinstance(prepared, Answer):
             return prepared
         try:
             with tracer.start_as_current_span("pipeline.persist"):
                 await self.gw.store.batched_async(prepared.persist)
         except idempotency.Taken:
+            prepared.release()
             return self._taken(prepared.claim)
+        except BaseException:
+            prepared.release()
+            raise
         return self._accepted(prepared)
 
     def _prepare(self, route_id: str, body: bytes, media_type: str, principal: Principal,
                  idempotency_key: str | None, claimed_basis: str | None, correlation_id: str | None,
-                 internal: bool, request_body: bytes | None) -> "Answer | _Prepared":
+                 internal: bool, request_body: bytes | None, worker: Any) -> "Answer | _Prepared":
         """Everything but the write: the stored answer of a repeated request, or what to write."""
         route = self.gw.registry.routes.get(route_id)
         if route is None:
@@ -137,7 +163,7 @@ class Pipeline:
                 decision = self.gw.policy.authorise(session, Request("submit", route, partner, subject,
                                                                      claimed_basis, parsed.basis_evidence))
         return self._process(route, parsed, principal, correlation_id, claim, subject, partner, decision,
-                             received_at)
+                             received_at, worker)
 
     def _taken(self, claim: tuple[str, str, str] | None) -> Answer:
         # A request with the same key committed while this one was being processed (a client's
@@ -152,8 +178,13 @@ class Pipeline:
     def _accepted(self, prepared: "_Prepared") -> Answer:
         log.info("exchange_submitted", exchange_id=prepared.exchange_id,
                  state="queued" if prepared.queued else "refused", partner=prepared.partner_id)
-        if prepared.queued:
-            self.gw.wake_workers()
+        sending = prepared.sending
+        if sending is not None and sending.attempt is not None:
+            sending.worker.start(sending.attempt)
+        else:
+            prepared.release()
+            if prepared.queued:
+                self.gw.wake_workers()
         return prepared.answer
 
     # --- steps -----------------------------------------------------------------------------------
@@ -192,8 +223,9 @@ class Pipeline:
             raise Problem("no-partner", f"The route needs exactly one registered {route.target} partner.")
         return partner
 
-    def _serialise(self, route: Route, partner: partner_registry.PartnerRow, fields: dict[str, Any], exchange_id: str) -> tuple[bytes, str]:
-        message = OutboundMessage(route, partner_registry.view(partner, self.gw.box), fields, exchange_id)
+    def _serialise(self, route: Route, view: partner_registry.PartnerView, fields: dict[str, Any],
+                   exchange_id: str) -> tuple[bytes, str]:
+        message = OutboundMessage(route, view, fields, exchange_id)
         serialised = self.gw.pm.hook.map_outbound(message=message)
         if serialised is not None:
             return serialised
@@ -201,7 +233,7 @@ class Pipeline:
 
     def _process(self, route: Route, parsed: ParsedMessage, principal: Principal, correlation_id: str,
                  claim: tuple[str, str, str] | None, subject: str | None, partner: partner_registry.PartnerRow, decision: Decision,
-                 received_at: datetime) -> "_Prepared":
+                 received_at: datetime, worker: Any) -> "_Prepared":
         gw = self.gw
         exchange_id = str(uuid.uuid4())
         validated_at = utcnow()
@@ -209,6 +241,7 @@ class Pipeline:
         names: list[str] = []
         withheld: list[tuple[str, str]] = []
         payload, media_type = b"", "application/json"
+        view: partner_registry.PartnerView | None = None
         if decision.allowed:
             with tracer.start_as_current_span("pipeline.minimise"):
                 mapping = gw.mappings.get(route.mapping or "")
@@ -220,7 +253,8 @@ class Pipeline:
                         raise Problem("message-invalid", "Required fields are missing.",
                                       extensions={"missing": sorted(result.missing)})
                     mapped_fields, names, withheld = result.fields, result.names, result.withheld
-                    payload, media_type = self._serialise(route, partner, mapped_fields, exchange_id)
+                    view = partner_registry.view(partner, gw.box)
+                    payload, media_type = self._serialise(route, view, mapped_fields, exchange_id)
         actor = principal.actor()
         # Everything costly happens before the write: the unit below runs while the write lock is
         # held (for its whole batch, see gateway.core.groupcommit).
@@ -269,6 +303,9 @@ class Pipeline:
                 "basis_reasons": decision.reasons, "accepted_bases": list(route.legal_bases)})
             answer = Answer(problem.http_status, problem.body(), "application/problem+json")
 
+        sending = (_Sending(worker, view, payload) if decision.allowed and view is not None and worker is not None
+                   and not route.ordered and worker.reserve(partner.id) else None)
+
         def persist(session: Session) -> None:
             # Never added to the session: the transitions below move its state, and then it is
             # queued as a plain row with the others of the batch (gateway.core.store.queue_insert).
@@ -283,16 +320,22 @@ class Pipeline:
                 transition(session, exchange, "authorised", actor=actor, reason=decision.reason)
                 transition(session, exchange, "queued", actor=actor)
                 now = utcnow()
+                lease_owner = lease_until = None
+                if sending is not None:
+                    sending.attempt = outbox.start_now(gw, session, exchange, partner, sending.body, sending.view)
+                    if sending.attempt is not None:  # leased like a claimed message: a crash lets it go
+                        lease_owner = sending.worker.owner
+                        lease_until = now + timedelta(seconds=gw.settings.lease_seconds)
                 queue_insert(session, OutboxItem, dict(exchange_id=exchange_id, partner_id=partner.id, held=False,
                                                        connector_type=route.target, due_at=now, created_at=now,
-                                                       lease_owner=None, lease_until=None))
+                                                       lease_owner=lease_owner, lease_until=lease_until))
             else:
                 transition(session, exchange, "refused", actor=actor, reason=decision.reason)
             queue_insert(session, Exchange, {column: getattr(exchange, column) for column in EXCHANGE_COLUMNS})
             if claim is not None:
                 idempotency.store_answer(session, *claim, answer.status, answer.body, answer.media_type, exchange_id)
 
-        return _Prepared(persist, answer, claim, exchange_id, partner.id, decision.allowed)
+        return _Prepared(persist, answer, claim, exchange_id, partner.id, decision.allowed, sending)
 
     @staticmethod
     def _answer_body(exchange_id: str, correlation_id: str, route_id: str, partner_id: str, state: str,

@@ -92,6 +92,10 @@ class Gateway:
             context = self.box.decrypt_json(exchange.context_encrypted) if exchange.context_encrypted else {}
         return meta, context
 
+    def running_worker(self) -> Any:
+        """This process's delivery worker while it runs (on the event loop that serves requests), else None."""
+        return next((worker for worker in self.workers if worker.running), None)
+
     def wake_workers(self) -> None:
         for worker in self.workers:
             worker.wake()

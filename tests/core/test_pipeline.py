@@ -1,0 +1,146 @@
+"""The pipeline hands a message it accepts on the event loop straight to its process's delivery
+worker when a slot is free: the commit that queues it also marks it sending, after the checks a
+claim would make, and the attempt starts with what the pipeline already holds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from gateway.core import audit
+from gateway.core import partners as partner_registry
+from gateway.core.auth import Principal
+from gateway.core.consent import withdraw
+from gateway.core.models import AuditEntry, Exchange, OutboxItem, Transition
+from gateway.core.outbox import start_now
+from gateway.core.runtime import Gateway
+from gateway.core.store import upgrade
+from tests.conftest import grant_consent
+from tests.helpers import notice
+
+WORKER = Principal("t-1", "test-hulpverlener", "hulpverlener")
+
+
+class FakeWorker:
+    """Stands in for the delivery worker: says whether it has a slot, and keeps what it is given."""
+
+    owner = "test-host:1:fake"
+    running = True
+
+    def __init__(self, free: bool = True) -> None:
+        self.free = free
+        self.reserved: list[str] = []
+        self.released: list[str] = []
+        self.started: list[Any] = []
+
+    def reserve(self, partner_id: str) -> bool:
+        if self.free:
+            self.reserved.append(partner_id)
+        return self.free
+
+    def unreserve(self, partner_id: str) -> None:
+        self.released.append(partner_id)
+
+    def start(self, attempt: Any) -> None:
+        self.started.append(attempt)
+
+    def wake(self) -> None:
+        pass
+
+
+@pytest.fixture
+def gw(settings):
+    gateway = Gateway(settings)
+    upgrade(gateway.store.url)
+    with gateway.store.transaction() as session:
+        partner_registry.create(session, partner_registry.PartnerIn(
+            id="partner-a", connector_type="webhook", name="Partner A", endpoint="http://127.0.0.1:9/inbox"),
+            gateway.registry.connectors["webhook"].manifest, gateway.box, audit.Actor.system("test"))
+    yield gateway
+    gateway.store.dispose()
+
+
+def accept(gw: Gateway, worker: FakeWorker, reference: str) -> Any:
+    gw.workers.append(worker)
+    try:
+        return asyncio.run(gw.pipeline.submit_async("webhook.notice", json.dumps(notice(reference)).encode(),
+                                                    "application/json", WORKER))
+    finally:
+        gw.workers.remove(worker)
+
+
+def stored(gw: Gateway, exchange_id: str) -> tuple[Any, Any, list[str], list[str]]:
+    with gw.store.reading() as session:
+        exchange = session.get(Exchange, exchange_id)
+        item = session.get(OutboxItem, exchange_id)
+        steps = list(session.scalars(select(Transition.to_state).where(Transition.exchange_id == exchange_id)
+                                     .order_by(Transition.id)))
+        events = list(session.scalars(select(AuditEntry.event_type).where(AuditEntry.exchange_id == exchange_id)
+                                      .order_by(AuditEntry.seq)))
+        return exchange, item, steps, events
+
+
+def test_with_a_slot_free_the_commit_that_queues_a_message_marks_it_sending_and_the_attempt_starts(gw):
+    grant_consent(gw, "C-1001", partner_id="partner-a")
+    worker = FakeWorker()
+    answer = accept(gw, worker, "r-now")
+    assert answer.status == 202 and answer.body["state"] == "queued"
+    exchange_id = answer.body["exchange_id"]
+    exchange, item, steps, events = stored(gw, exchange_id)
+    assert steps == ["received", "validated", "authorised", "queued", "sending"]
+    assert events == ["exchange.received", "exchange.validated", "exchange.authorised", "exchange.queued",
+                      "exchange.sending"]
+    assert (exchange.state, exchange.attempts) == ("sending", 1)
+    # Leased to the worker like a claimed message: if this process dies, the lease runs out and
+    # another worker takes it over as an attempt whose outcome is unknown.
+    assert item.lease_owner == worker.owner and item.lease_until is not None
+    (attempt,) = worker.started
+    assert (attempt.exchange_id, attempt.attempt, attempt.partner.id) == (exchange_id, 1, "partner-a")
+    assert json.loads(attempt.body)["reference"] == "r-now"
+    assert attempt.idempotency_key == f"schakel-{exchange_id}"
+    assert worker.reserved == ["partner-a"] and worker.released == []
+
+
+def test_without_a_free_slot_the_message_waits_for_a_claim(gw):
+    grant_consent(gw, "C-1001", partner_id="partner-a")
+    worker = FakeWorker(free=False)
+    exchange_id = accept(gw, worker, "r-later").body["exchange_id"]
+    exchange, item, steps, _ = stored(gw, exchange_id)
+    assert steps[-1] == "queued" and exchange.state == "queued" and item.lease_owner is None
+    assert worker.started == []
+
+
+@pytest.mark.parametrize("paused", ["partner", "connector"])
+def test_a_paused_partner_or_connector_keeps_the_message_queued_and_the_slot_is_given_back(gw, paused):
+    grant_consent(gw, "C-1001", partner_id="partner-a")
+    with gw.store.transaction() as session:
+        if paused == "partner":
+            partner_registry.set_partner_state(session, partner_registry.get(session, "partner-a"), "paused",
+                                               "onderhoud", audit.Actor.system("test"))
+        else:
+            partner_registry.set_connector_state(session, "webhook", "paused", "onderhoud", audit.Actor.system("test"))
+    worker = FakeWorker()
+    exchange_id = accept(gw, worker, "r-paused").body["exchange_id"]
+    exchange, item, _, _ = stored(gw, exchange_id)
+    assert exchange.state == "queued" and item.lease_owner is None
+    assert worker.started == [] and worker.released == ["partner-a"]
+
+
+def test_the_hand_off_checks_the_basis_again_inside_its_own_transaction(gw):
+    """What a claim would find, the hand-off finds: a consent withdrawn after the message was
+    authorised keeps it from being marked sending (the claim then refuses it)."""
+    consent_id = grant_consent(gw, "C-1001", partner_id="partner-a")
+    exchange_id = accept(gw, FakeWorker(free=False), "r-withdrawn").body["exchange_id"]
+    with gw.store.transaction() as session:
+        withdraw(session, consent_id, "cliënt trekt toestemming in", audit.Actor("t", "hulpverlener"))
+    with gw.store.reading() as session:
+        exchange = session.get(Exchange, exchange_id)
+        partner = partner_registry.find(session, "partner-a")
+        draft = type("Draft", (), {c.key: getattr(exchange, c.key) for c in Exchange.__table__.columns})()
+    draft.state = "queued"  # as the hand-off sees it, in the transaction that queues it
+    with gw.store.transaction() as session:
+        assert start_now(gw, session, draft, partner, b"{}", partner_registry.view(partner, gw.box)) is None
