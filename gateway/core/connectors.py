@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import BaseModel, SecretStr
 
+from gateway.core import transport
 from gateway.core.partners import PartnerView
 from gateway.core.retry import RETRYABLE_STATUS
 
@@ -154,12 +155,9 @@ class HttpConnector(Connector):
     async def deliver(self, delivery: Delivery) -> DeliveryResult:
         try:
             async with asyncio.timeout(delivery.deadline):
-                response = await delivery.http.post(
-                    self.url(delivery),
-                    content=delivery.body,
-                    headers=self.request_headers(delivery),
-                    timeout=httpx.Timeout(delivery.deadline),
-                )
+                response = await transport.post(delivery.http, self.url(delivery), content=delivery.body,
+                                                headers=self.request_headers(delivery),
+                                                timeout=httpx.Timeout(delivery.deadline))
         except TimeoutError:
             return no_answer_in_time(delivery)
         except httpx.TransportError as exc:

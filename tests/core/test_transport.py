@@ -191,3 +191,48 @@ async def test_a_redirect_is_handed_back_not_followed(client):
 async def test_a_url_that_is_not_http_is_refused_before_anything_is_sent(client):
     with pytest.raises(httpx.UnsupportedProtocol):
         await client.post("ftp://127.0.0.1/inbox", content=b"{}")
+
+
+async def test_the_delivery_shortcut_sends_what_the_client_would_and_fails_the_same_way(client):
+    from gateway.core.transport import post
+
+    seen: list[tuple[str, dict[str, str], bytes]] = []
+
+    async def handler(reader, writer):
+        seen.append(await read_request(reader))
+        writer.write(answer(202, b'{"id":"r-2"}', "Content-Type: application/json", "X-Receipt-Id: r-2",
+                            "Connection: close"))
+        await writer.drain()
+        writer.close()
+
+    server, base = await serve(handler)
+    async with server:
+        response = await post(client, base + "/inbox", content=b'{"a":1}',
+                              headers={"Content-Type": "application/json", "Idempotency-Key": "k-9"},
+                              timeout=httpx.Timeout(2.0))
+    assert response.status_code == 202 and response.json() == {"id": "r-2"}
+    assert response.headers["x-receipt-id"] == "r-2"
+    line, headers, body = seen[0]
+    assert line == "POST /inbox HTTP/1.1" and body == b'{"a":1}' and headers["idempotency-key"] == "k-9"
+    assert headers["user-agent"] == client.headers["user-agent"]  # the client's own defaults go along
+
+    server.close()
+    await server.wait_closed()
+    with pytest.raises(httpx.ConnectError) as caught:
+        await post(client, base + "/inbox", content=b"{}", headers={}, timeout=httpx.Timeout(1.0))
+    assert OUTCOME_UNKNOWN not in transport_failure(caught.value).reason
+
+
+async def test_the_delivery_shortcut_falls_back_to_the_client_for_a_client_of_another_kind():
+    from gateway.core.transport import post
+
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.content)
+        return httpx.Response(200, json={"ok": True})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as other:
+        response = await post(other, "http://partner.invalid/inbox", content=b"x", headers={},
+                              timeout=httpx.Timeout(1.0))
+    assert response.json() == {"ok": True} and seen == [b"x"]
