@@ -179,9 +179,14 @@ class GroupCommit:
         while self._drain is not None and not self._drain.done():
             await asyncio.shield(self._drain)
         self._loop = self._loop_thread = None
+        self._store.let_go_of_loop_reader()
         if self._committer is not None:
             self._committer.shutdown(wait=True)
             self._committer = None
+
+    def on_loop_thread(self) -> bool:
+        """Whether this is the thread of the event loop the group commit is attached to."""
+        return self._loop_thread is not None and threading.get_ident() == self._loop_thread
 
     def refuse_blocking_write(self) -> None:
         if self._loop_thread is not None and threading.get_ident() == self._loop_thread:

@@ -45,6 +45,40 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
+    # On SQLite the two steps above and SQLite's own string conversion are fused into one function
+    # each way: twenty-odd timestamps are written for every message, and the composed processors
+    # were a measurable share of its CPU. Same strings (SQLAlchemy's SQLite storage format,
+    # "YYYY-MM-DD HH:MM:SS.ffffff"), same values back.
+
+    def bind_processor(self, dialect: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        utc = timezone.utc
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if not isinstance(value, datetime):
+                raise TypeError("SQLite DateTime type only accepts Python datetime objects as input.")
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")
+            return value.astimezone(utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        utc, parse = timezone.utc, datetime.fromisoformat
+
+        def process(value: str | None) -> datetime | None:
+            if value is None:
+                return None
+            parsed = parse(value)
+            return parsed.replace(tzinfo=utc) if parsed.tzinfo is None else parsed.astimezone(utc)
+
+        return process
+
 
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[str]: JSON}

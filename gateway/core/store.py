@@ -9,6 +9,7 @@ PostgreSQL runs with ``synchronous_commit=on`` so a commit the gateway acknowled
 from __future__ import annotations
 
 import fcntl
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -133,14 +134,20 @@ def queue_insert(session: Session, model: Any, values: dict[str, Any]) -> None:
 
 
 def insert_queued(session: Session) -> None:
-    from gateway.core.models import Base
-
     pending = session.info.pop("inserts_pending", None)
     session.flush()
     if pending:
-        for table in Base.metadata.sorted_tables:
+        for table in _tables_in_order():
             if pending.get(table):
                 insert_rows(session, table, pending[table])
+
+
+@functools.cache
+def _tables_in_order() -> list[Any]:
+    """The tables in foreign-key order (MetaData.sorted_tables sorts them anew on every call)."""
+    from gateway.core.models import Base
+
+    return list(Base.metadata.sorted_tables)
 
 
 def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
@@ -215,6 +222,8 @@ class Store:
         # Called with the exchange events of each committed transaction (never on rollback).
         self.listeners: list[Callable[[list[Any]], None]] = []
         self.group = GroupCommit(self)
+        self._loop_reader: Any = None  # reading_rows' connection on the event loop's thread
+        self._loop_reading = False
 
     @property
     def is_postgres(self) -> bool:
@@ -298,8 +307,16 @@ class Store:
         statements and nothing else (the look-ups before a message is accepted): without a
         Session's or a Connection's bookkeeping it costs a fraction of :meth:`reading`. It always
         rolls back."""
-        pooled = self.read_engine.raw_connection()
+        # The event loop's thread reads one request at a time (nothing awaits inside), so it keeps
+        # one connection rather than taking one from the pool and giving it back per request.
+        kept = self.group.on_loop_thread() and not self._loop_reading
+        if kept:
+            pooled = self._loop_reader or self.read_engine.raw_connection()
+            self._loop_reader, self._loop_reading = None, True
+        else:
+            pooled = self.read_engine.raw_connection()
         driver = pooled.driver_connection
+        clean = False
         try:
             if self.dialect == "sqlite":
                 driver.execute("BEGIN")  # the driver leaves transactions to us (isolation_level None)
@@ -308,8 +325,20 @@ class Store:
         finally:
             try:
                 driver.rollback()
+                clean = True
             finally:
-                pooled.close()
+                if kept:
+                    self._loop_reading = False
+                if kept and clean:
+                    self._loop_reader = pooled
+                else:
+                    pooled.close()  # back to the pool, which throws a broken one away
+
+    def let_go_of_loop_reader(self) -> None:
+        """Give the event loop's kept read connection back to the pool (at detach)."""
+        reader, self._loop_reader = self._loop_reader, None
+        if reader is not None:
+            reader.close()
 
     def durability(self) -> dict[str, str]:
         """The settings that decide whether an acknowledged commit survives a crash."""

@@ -103,3 +103,28 @@ def test_a_statement_whose_sql_changes_per_call_is_refused():
         from gateway.core.sql import _Compiled
 
         _Compiled(select(PARTNERS).where(PARTNERS.c.id.in_(bindparam("ids", expanding=True))), sqlite.dialect())
+
+
+def test_utc_timestamps_are_stored_in_sqlalchemys_sqlite_format_and_read_back_in_utc(tmp_path):
+    """The fused SQLite conversion of UTCDateTime writes what SQLAlchemy's own would, to the
+    microsecond, from any zone, and refuses naive times."""
+    from datetime import timedelta
+
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.dialects.sqlite.base import DATETIME
+
+    from gateway.core.models import UTCDateTime
+
+    dialect = sqlite.dialect()
+    write = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    read = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+    sqlalchemys = DATETIME().bind_processor(dialect)
+    for moment in (datetime(2026, 12, 5, 0, 45, 26, 681170, tzinfo=timezone.utc), datetime(1, 1, 1, tzinfo=timezone.utc),
+                   datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
+                   datetime(2026, 3, 29, 2, 30, tzinfo=timezone(timedelta(hours=2)))):
+        stored = write(moment)
+        assert stored == sqlalchemys(moment.astimezone(timezone.utc).replace(tzinfo=None))
+        assert read(stored) == moment and read(stored).tzinfo == timezone.utc
+    assert write(None) is None and read(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        write(datetime(2026, 1, 1))
