@@ -31,10 +31,15 @@ _NINE_DIGITS = re.compile(r"(?<!\d)\d{9}(?!\d)")
 _CANDIDATE = re.compile(r"@|\d(?:[\s-]?\d){6}")
 
 
+# The gateway's own ids (exchange, correlation, token): hex, so no e-mail address, and any digits
+# in them are not a person's number; scrubbing one could only mangle it.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _scrub(text: str) -> str:
     from gateway.core.pseudonyms import elfproef
 
-    if _CANDIDATE.search(text) is None:
+    if _CANDIDATE.search(text) is None or (len(text) == 36 and _UUID.fullmatch(text) is not None):
         return text
     text = _EMAIL.sub("[e-mail]", text)
     text = _NINE_DIGITS.sub(lambda m: "[bsn]" if elfproef(m.group()) else m.group(), text)

@@ -6,11 +6,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from gateway.api.deps import Submitter
+from gateway.api.direct import DirectRoute
 from gateway.api.schemas import SubmitOut
 from gateway.core.problems import MEDIA_TYPE, Problem
 from gateway.core.runtime import Gateway
 
-router = APIRouter(prefix="/api/v1", tags=["messages"])
+router = APIRouter(prefix="/api/v1", tags=["messages"], route_class=DirectRoute)
 
 # The optional headers of a submission: (name, longest value, what it means). Read from the request
 # directly rather than declared as FastAPI Header parameters, which FastAPI would resolve and

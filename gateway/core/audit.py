@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import BigInteger, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from gateway.core.models import AuditEntry, utcnow
+from gateway.core.models import AuditEntry, UTCDateTime, utcnow
 from gateway.core.sql import Statement
 from gateway.core.store import insert_rows
 
@@ -58,6 +58,12 @@ def _canonical_value(value: Any) -> Any:
     return value
 
 
+# The hashed fields that hold a time (by the table's column types); the others are strings,
+# numbers, lists or None and go into the hash as they are.
+_TIME_FIELDS = frozenset(column.key for column in AuditEntry.__table__.columns
+                         if column.key in HASHED_FIELDS and isinstance(column.type, UTCDateTime))
+
+
 _SORTED_FIELDS = tuple(sorted(HASHED_FIELDS))
 # json.dumps(..., sort_keys=True) on a dict built in sorted order, without sorting it each time.
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -65,7 +71,10 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 def canonical(entry: Any) -> bytes:
     """The serialisation that is hashed: sorted keys, no whitespace, UTC timestamps."""
-    return _dumps({name: _canonical_value(getattr(entry, name)) for name in _SORTED_FIELDS}).encode()
+    data = {name: getattr(entry, name) for name in _SORTED_FIELDS}
+    for name in _TIME_FIELDS:
+        data[name] = _canonical_value(data[name])
+    return _dumps(data).encode()
 
 
 def entry_hash(prev_hash: str, entry: Any) -> str:

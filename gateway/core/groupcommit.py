@@ -151,9 +151,9 @@ class GroupCommit:
         else:
             tickets = self._enqueue(units, waiter)
         assert waiter.future is not None
-        # Shielded: a caller that gives up (its client went away) does not take the write back;
-        # the unit commits or fails all the same, and only the answer is lost.
-        await asyncio.shield(waiter.future)
+        # A caller that gives up (its client went away) cancels only its wait: the unit is queued
+        # and commits or fails all the same, and only the answer is lost.
+        await waiter.future
         self._tell(tickets)
         return tickets
 

@@ -60,9 +60,11 @@ class UTCDateTime(TypeDecorator[datetime]):
                 return None
             if not isinstance(value, datetime):
                 raise TypeError("SQLite DateTime type only accepts Python datetime objects as input.")
-            if value.tzinfo is None:
-                raise ValueError("naive datetime given to a UTC column")
-            return value.astimezone(utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+            if value.tzinfo is not utc:
+                if value.tzinfo is None:
+                    raise ValueError("naive datetime given to a UTC column")
+                value = value.astimezone(utc)
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
         return process
 

@@ -47,8 +47,11 @@ def driver_connection(bind: Bind) -> Any:
     the Session's transaction if it has none yet), or a :class:`DriverConnection`'s."""
     if isinstance(bind, DriverConnection):
         return bind.driver
-    connection = bind.connection() if isinstance(bind, Session) else bind
-    return connection.connection.driver_connection
+    if isinstance(bind, Session):
+        # A write batch's session notes its driver connection (Store.open_batch): it holds one
+        # transaction on one connection, and asking the Session each time costs more than the statement.
+        return bind.info.get("driver") or bind.connection().connection.driver_connection
+    return bind.connection.driver_connection
 
 
 def dialect_of(bind: Bind) -> Dialect:
@@ -56,7 +59,7 @@ def dialect_of(bind: Bind) -> Dialect:
 
 
 class _Compiled:
-    __slots__ = ("sql", "names", "positional", "defaults", "binds", "row", "results")
+    __slots__ = ("sql", "names", "positional", "plan", "row", "results")
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
@@ -65,12 +68,11 @@ class _Compiled:
         self.sql = compiled.string
         self.positional = bool(dialect.positional)
         self.names: list[str] = list(compiled.positiontup or []) if self.positional else list(compiled.binds)
-        self.defaults: dict[str, Any] = dict(compiled.params)
-        self.binds: dict[str, Processor] = {}
-        for name, bind in compiled.binds.items():
-            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if processor is not None:
-                self.binds[name] = processor
+        # Per parameter, in the order the driver wants them: its conversion (None: none) and the
+        # value it has when the caller gives none (a literal in the statement, or NULL).
+        self.plan: list[tuple[str, Processor | None, Any]] = [
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect), compiled.params.get(name))
+            for name in self.names]
         columns = list(getattr(statement, "exported_columns", ()))  # a SELECT's columns, or what it RETURNs
         self.row: Any = namedtuple("Row", [column.key for column in columns], rename=True) if columns else None  # type: ignore[misc]
         self.results: list[tuple[int, Processor]] = []
@@ -80,12 +82,10 @@ class _Compiled:
                 self.results.append((index, processor))
 
     def arguments(self, params: Mapping[str, Any]) -> Any:
-        values = {**self.defaults, **params}
-        for name, processor in self.binds.items():
-            values[name] = processor(values.get(name))
-        if self.positional:
-            return tuple(values[name] for name in self.names)
-        return values
+        get = params.get
+        values = [get(name, default) if processor is None else processor(get(name, default))
+                  for name, processor, default in self.plan]
+        return tuple(values) if self.positional else dict(zip(self.names, values))
 
     def rows(self, raw: Iterable[tuple[Any, ...]]) -> list[Any]:
         make, results = self.row, self.results

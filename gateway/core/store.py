@@ -261,6 +261,7 @@ class Store:
         """A write session with its transaction begun; the caller holds :attr:`write_lock`."""
         session = self._write()
         session.begin()
+        session.info["driver"] = session.connection().connection.driver_connection
         return session
 
     @staticmethod
