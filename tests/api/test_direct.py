@@ -9,7 +9,7 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from gateway.api.deps import Submitter, require
+from gateway.api.deps import Submitter
 from gateway.api.direct import DirectRoute
 from gateway.api.openapi import declared_roles, routes_with_prefix
 
