@@ -19,8 +19,10 @@ same per-read timeout.
 from __future__ import annotations
 
 import asyncio
+import json as _json
 import weakref
 from collections.abc import Callable
+from typing import Any
 import aiohttp
 import httpx
 
@@ -82,12 +84,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         response.request = request
         return response
 
-    async def post(self, client: httpx.AsyncClient, url: str, content: bytes, headers: dict[str, str],
-                   timeout: httpx.Timeout) -> httpx.Response:
-        """A POST straight to aiohttp, for the delivery path (see :func:`post`): the client's default
-        headers and the given ones, the same timeouts and errors as through the client."""
-        return await self._send("POST", url, content, [*client.headers.items(), *headers.items()],
-                                _timeout(timeout.as_dict()), lambda: httpx.Request("POST", url))
+    async def direct(self, client: httpx.AsyncClient, method: str, url: str, content: bytes,
+                     headers: dict[str, str], timeout: httpx.Timeout) -> httpx.Response:
+        """A request straight to aiohttp, for the delivery path (see :func:`request`): the client's
+        default headers and the given ones, the same timeouts and errors as through the client."""
+        return await self._send(method, url, content, [*client.headers.items(), *headers.items()],
+                                _timeout(timeout.as_dict()), lambda: httpx.Request(method, url))
 
     async def _send(self, method: str, url: str, body: bytes, headers: list[tuple[str, str]],
                     timeout: aiohttp.ClientTimeout, request: "Callable[[], httpx.Request]") -> httpx.Response:
@@ -105,8 +107,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             if mapped is None:
                 raise
             raise mapped from exc
-        return httpx.Response(status, headers=raw, content=content,
-                              extensions={"http_version": b"HTTP/1.1", "reason_phrase": (reason or "").encode("latin-1")})
+        answered = _Answer(status, headers=raw, content=content,
+                           extensions={"http_version": b"HTTP/1.1", "reason_phrase": (reason or "").encode("latin-1")})
+        answered.asked = request
+        return answered
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -127,15 +131,52 @@ def new_client(limits: httpx.Limits, timeout: httpx.Timeout) -> httpx.AsyncClien
     return client
 
 
+async def request(client: httpx.AsyncClient, method: str, url: str, *, content: bytes = b"",
+                  json: Any = None, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+                  timeout: httpx.Timeout | float | None = None) -> httpx.Response:
+    """``client.request(...)`` for the delivery path — on a client made by :func:`new_client`,
+    straight through its aiohttp pool. httpx's client layer (URL parsing, header merging, cookies,
+    auth and redirect hooks, none of which a delivery uses) costs about as much CPU per request as
+    sending it, and an attempt may send several. Any other client (a test's) gets the ordinary call.
+    ``json`` is sent as httpx would send it (compact, UTF-8, ``application/json``)."""
+    transport = _TRANSPORTS.get(client)
+    if timeout is None or isinstance(timeout, int | float):
+        timeout = client.timeout if timeout is None else httpx.Timeout(timeout)
+    if transport is None:
+        return await client.request(method, url, content=content or None, json=json, params=params, headers=headers,
+                                    timeout=timeout)
+    headers = dict(headers or {})
+    if json is not None:
+        content = _json.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        headers.setdefault("Content-Type", "application/json")
+    if params:
+        url = str(httpx.URL(url, params=params))
+    return await transport.direct(client, method, url, content, headers, timeout)
+
+
 async def post(client: httpx.AsyncClient, url: str, *, content: bytes, headers: dict[str, str],
                timeout: httpx.Timeout) -> httpx.Response:
-    """``client.post(url, content=..., headers=..., timeout=...)`` — on a client made by
-    :func:`new_client`, straight through its aiohttp pool. httpx's client layer (URL parsing,
-    header merging, cookies, auth and redirect hooks, none of which a delivery uses) costs about
-    as much CPU per request as sending it; the delivery path sends one request per attempt and
-    takes the shortcut. Any other client (a test's) gets the ordinary call."""
-    transport = _TRANSPORTS.get(client)
-    if transport is None:
-        return await client.post(url, content=content, headers=headers, timeout=timeout)
-    return await transport.post(client, url, content, headers, timeout)
+    """:func:`request` for a POST of bytes."""
+    return await request(client, "POST", url, content=content, headers=headers, timeout=timeout)
 
+
+class _Answer(httpx.Response):
+    """An answer from :func:`request`: its ``request`` is made only if someone asks for it
+    (``raise_for_status`` does), since making one costs as much as the rest of the answer."""
+
+    asked: Callable[[], httpx.Request]
+
+    @property  # type: ignore[override]
+    def request(self) -> httpx.Request:
+        if self._request is None:
+            self._request = self.asked()
+        return self._request
+
+    @request.setter
+    def request(self, value: httpx.Request) -> None:
+        self._request = value
+
+    def raise_for_status(self) -> "_Answer":
+        self.request  # noqa: B018 - httpx reads the private field, so make it first
+        super().raise_for_status()
+        return self

@@ -211,6 +211,7 @@ async def test_the_delivery_shortcut_sends_what_the_client_would_and_fails_the_s
                               headers={"Content-Type": "application/json", "Idempotency-Key": "k-9"},
                               timeout=httpx.Timeout(2.0))
     assert response.status_code == 202 and response.json() == {"id": "r-2"}
+    assert response.raise_for_status() is response and response.request.url == base + "/inbox"
     assert response.headers["x-receipt-id"] == "r-2"
     line, headers, body = seen[0]
     assert line == "POST /inbox HTTP/1.1" and body == b'{"a":1}' and headers["idempotency-key"] == "k-9"
@@ -236,3 +237,26 @@ async def test_the_delivery_shortcut_falls_back_to_the_client_for_a_client_of_an
         response = await post(other, "http://partner.invalid/inbox", content=b"x", headers={},
                               timeout=httpx.Timeout(1.0))
     assert response.json() == {"ok": True} and seen == [b"x"]
+
+
+async def test_the_shortcut_sends_json_and_query_parameters_as_httpx_would_and_says_what_failed(client):
+    from gateway.core.transport import request
+
+    seen: list[tuple[str, dict[str, str], bytes]] = []
+
+    async def handler(reader, writer):
+        seen.append(await read_request(reader))
+        writer.write(answer(404, b'{"detail":"no"}', "Content-Type: application/json", "Connection: close"))
+        await writer.drain()
+        writer.close()
+
+    server, base = await serve(handler)
+    async with server:
+        response = await request(client, "PUT", base + "/clients/C-1/arrangements/7", json={"naam": "Zoë", "n": [1]},
+                                 params={"bsn": "123", "x": "a b"}, headers={"Idempotency-Key": "k"})
+    line, headers, body = seen[0]
+    assert line == "PUT /clients/C-1/arrangements/7?bsn=123&x=a+b HTTP/1.1"
+    assert body == '{"naam":"Zoë","n":[1]}'.encode() and headers["content-type"] == "application/json"
+    with pytest.raises(httpx.HTTPStatusError) as caught:
+        response.raise_for_status()
+    assert caught.value.response.status_code == 404 and caught.value.request.method == "PUT"

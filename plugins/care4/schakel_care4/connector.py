@@ -34,6 +34,7 @@ from pydantic import BaseModel, SecretStr
 
 from gateway.core.connectors import (ConnectorManifest, Delivery, DeliveryResult, HttpConnector, no_answer_in_time,
                                      transport_failure)
+from gateway.core import transport
 from schakel_care4.client import Care4Client
 
 
@@ -90,8 +91,8 @@ class Care4Connector(HttpConnector):
                     for fresh in (False, True):
                         if fresh:  # the ECD no longer knows our token: one new one
                             token = await client.token(refresh=True)
-                        last = await delivery.http.request(
-                            method, client.base + path, json=payload, timeout=delivery.deadline,
+                        last = await transport.request(
+                            delivery.http, method, client.base + path, json=payload, timeout=delivery.deadline,
                             headers={"Authorization": f"Bearer {token}",
                                      "Idempotency-Key": f"{delivery.idempotency_key}:{suffix}",
                                      "X-Correlation-ID": delivery.correlation_id, **delivery.headers})
@@ -146,7 +147,7 @@ class Care4Connector(HttpConnector):
         headers = {"Authorization": f"Bearer {token}"}
 
         async def items(path: str, **params: str) -> list[dict[str, Any]]:
-            found = await delivery.http.get(client.base + path, params=params, headers=headers)
+            found = await transport.request(delivery.http, "GET", client.base + path, params=params, headers=headers)
             found.raise_for_status()
             return found.json()["items"]
 
@@ -171,7 +172,8 @@ class Care4Connector(HttpConnector):
 
     @staticmethod
     async def _update_referral(delivery: Delivery, client: Care4Client, token: str, body: dict[str, Any]) -> dict[str, Any]:
-        found = await delivery.http.get(client.base + "/referrals", params={"reference": body["reference"]},
+        found = await transport.request(delivery.http, "GET", client.base + "/referrals",
+                                        params={"reference": body["reference"]},
                                         headers={"Authorization": f"Bearer {token}"})
         found.raise_for_status()
         items = found.json()["items"]
@@ -183,13 +185,15 @@ class Care4Connector(HttpConnector):
     async def _sync_steps(delivery: Delivery, client: Care4Client, token: str, body: dict[str, Any]) -> dict[str, Any]:
         """Resolve the client by BSN and add the municipality's arrangements that have ended."""
         headers = {"Authorization": f"Bearer {token}"}
-        found = await delivery.http.get(client.base + "/clients", params={"bsn": body["bsn"]}, headers=headers)
+        found = await transport.request(delivery.http, "GET", client.base + "/clients", params={"bsn": body["bsn"]},
+                                        headers=headers)
         found.raise_for_status()
         items = found.json()["items"]
         if len(items) != 1:
             raise KeyError("no single ECD client with this BSN")
         client_id = items[0]["id"]
-        current = await delivery.http.get(client.base + f"/clients/{client_id}/arrangements", headers=headers)
+        current = await transport.request(delivery.http, "GET", client.base + f"/clients/{client_id}/arrangements",
+                                          headers=headers)
         current.raise_for_status()
         mine = [a for a in current.json() if a["municipality"] == body["municipality"]]
         as_of = body.get("as_of")

@@ -14,7 +14,6 @@ schema-valid message that fails a business rule gets its retour with the rule's 
 
 from __future__ import annotations
 
-import functools
 import json
 from datetime import date, datetime, timezone
 from typing import Annotated, Any, Awaitable, Callable
@@ -23,11 +22,13 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
 from lxml import etree
 from sqlalchemy import select
-from starlette.concurrency import run_in_threadpool
 
 from gateway.api.deps import GatewayDep, require
+from gateway.api.direct import DirectRoute
+from gateway.core import partners as partner_registry
 from gateway.core.auth import Principal
-from gateway.core.models import Exchange, Partner
+from gateway.core.models import Exchange
+from gateway.core.partners import PartnerRow
 from gateway.core.problems import Problem
 from gateway.core.pseudonyms import elfproef
 from gateway.core.runtime import Gateway
@@ -36,7 +37,9 @@ from schakel_care4.ecd import ecd_client
 from schakel_wmo import iwmo, provider, toewijzing
 from schakel_wmo.plugin import ANSWER_ROUTE, OUTBOUND_ROUTES, TOEWIJZING_ROUTE
 
-router = APIRouter(tags=["wmo (partner)"])
+# The municipality's endpoints take the request, the gateway and the caller only: DirectRoute
+# spares them FastAPI's per-request dependency resolution (the inbox is the iWmo hot path).
+router = APIRouter(tags=["wmo (partner)"], route_class=DirectRoute)
 worker_router = APIRouter(tags=["wmo"])
 Municipality = Annotated[Principal, Depends(require("partner"))]
 Worker = Annotated[Principal, Depends(require("hulpverlener"))]
@@ -45,9 +48,9 @@ XML = "application/xml"
 REQUEST_ROUTES = (OUTBOUND_ROUTES["WMO315"].id, OUTBOUND_ROUTES["WMO317"].id)
 
 
-def _municipality(gw: Gateway, principal: Principal) -> Partner:
-    with gw.store.reading() as session:
-        partner = session.get(Partner, principal.partner_id)
+def _municipality(gw: Gateway, principal: Principal) -> partner_registry.PartnerRow:
+    with gw.store.reading_rows() as rows:
+        partner = partner_registry.find(rows, principal.partner_id or "")
     if partner is None or partner.connector_type != "wmo":
         raise Problem("forbidden", "Only a registered municipality sends iWmo messages.")
     return partner
@@ -67,9 +70,8 @@ def _our_request(gw: Gateway, partner_id: str, *, correlation_id: str | None = N
 
 async def _submit(gw: Gateway, route_id: str, envelope: dict[str, Any], principal: Principal, key: str | None,
                   request_body: bytes) -> Any:
-    return await run_in_threadpool(functools.partial(
-        gw.pipeline.submit, route_id, json.dumps(envelope).encode(), "application/json", principal, key,
-        "wettelijke_plicht", internal=True, request_body=request_body))
+    return await gw.pipeline.submit_async(route_id, json.dumps(envelope).encode(), "application/json", principal, key,
+                                          "wettelijke_plicht", internal=True, request_body=request_body)
 
 
 @router.post("/berichten", summary="One iWmo 3.2 message in; its retour out",
@@ -79,7 +81,7 @@ async def receive(request: Request, gw: GatewayDep, principal: Municipality) -> 
     return await process(gw, principal, _municipality(gw, principal), await request.body())
 
 
-async def process(gw: Gateway, principal: Principal, partner: Partner, body: bytes) -> Response:
+async def process(gw: Gateway, principal: Principal, partner: PartnerRow, body: bytes) -> Response:
     """One message from ``partner``, checked, processed and answered: the inbox and the batch
     import share this, so a message means the same whichever way it arrives."""
     bericht, root = iwmo.parse(body)
@@ -98,7 +100,7 @@ async def process(gw: Gateway, principal: Principal, partner: Partner, body: byt
     return await handler(gw, principal, partner, bericht, root, header, body)
 
 
-async def _receive_301(gw: Gateway, principal: Principal, partner: Partner, bericht: str, root: etree._Element,
+async def _receive_301(gw: Gateway, principal: Principal, partner: PartnerRow, bericht: str, root: etree._Element,
                        header: iwmo.Header, body: bytes) -> Response:
     bsn, allocations = toewijzing.allocations(root)
     if not elfproef(bsn):
@@ -116,7 +118,7 @@ async def _receive_301(gw: Gateway, principal: Principal, partner: Partner, beri
     return await _answer(gw, TOEWIJZING_ROUTE.id, envelope, principal, header, body, bericht, root, retour)
 
 
-async def _receive_319(gw: Gateway, principal: Principal, partner: Partner, bericht: str, root: etree._Element,
+async def _receive_319(gw: Gateway, principal: Principal, partner: PartnerRow, bericht: str, root: etree._Element,
                        header: iwmo.Header, body: bytes) -> Response:
     ns = {"m": iwmo.namespace(bericht)}
     antwoord = root.find("m:Antwoord", namespaces=ns)
@@ -138,7 +140,7 @@ async def _receive_319(gw: Gateway, principal: Principal, partner: Partner, beri
     return await _answer(gw, ANSWER_ROUTE.id, envelope, principal, header, body, bericht, root, retour)
 
 
-async def _receive_316(gw: Gateway, principal: Principal, partner: Partner, bericht: str, root: etree._Element,
+async def _receive_316(gw: Gateway, principal: Principal, partner: PartnerRow, bericht: str, root: etree._Element,
                        header: iwmo.Header, body: bytes) -> Response:
     request = _our_request(gw, partner.id, message_id=f"WMO315:{header.identificatie}")
     if request is None:
@@ -183,10 +185,11 @@ async def _answer(gw: Gateway, route_id: str, envelope: dict[str, Any], principa
         raise
     if answer.status >= 400:
         return JSONResponse(answer.body, status_code=answer.status, media_type=answer.media_type)
+    if not answer.replayed:
+        return Response(retour, media_type=XML)
     found = gw.exchange_context(answer.body["exchange_id"])
     stored = found[1].get("retour") if found else None  # a repeat gets the first answer, byte for byte
-    headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
-    return Response((stored or retour.decode()).encode(), media_type=XML, headers=headers)
+    return Response((stored or retour.decode()).encode(), media_type=XML, headers={"Idempotent-Replayed": "true"})
 
 
 Handler = Callable[..., Awaitable[Response]]
@@ -272,7 +275,7 @@ WorkerOrPrivacy = Annotated[Principal, Depends(require("hulpverlener", "privacy"
 PLAN_BODY = {"requestBody": {"required": True, "content": {XML: {"schema": {"type": "string"}}}}}
 
 
-async def _import_plan(gw: Gateway, principal: Principal, body: bytes, municipality: Partner | None) -> JSONResponse:
+async def _import_plan(gw: Gateway, principal: Principal, body: bytes, municipality: PartnerRow | None) -> JSONResponse:
     from schakel_wmo import ondersteuningsplan as op
     from schakel_wmo.plugin import PLAN_ROUTE
 
