@@ -64,8 +64,16 @@ class DeliveryWorker:
         self.share = max(1, int(settings.worker_concurrency * settings.worker_partner_share))
         self.health = PartnerHealth(threshold=settings.partner_down_after_failures)
         self.running = False
+        # Whether a claim now might find something: cleared by a claim that found less than it
+        # could take while no partner was at its share, set again by wake(). A freed slot or a
+        # recorded batch starts a claim only while it is set; otherwise the poll interval does.
+        # Under load nearly every message goes straight from the pipeline to a slot, and a claim
+        # (a transaction) per freed slot would find nothing.
+        self._maybe_due = True
 
     def wake(self) -> None:
+        """Something may be due now (a message queued for a claim, a partner released)."""
+        self._maybe_due = True
         self._wake.set()
 
     # --- attempts the pipeline starts itself ------------------------------------------------------
@@ -112,12 +120,14 @@ class DeliveryWorker:
                                                                     dict(self._in_flight))
                     except Exception as exc:  # the database may be briefly unavailable; keep the loop alive
                         log.warning("claim_failed", error_type=type(exc).__name__)
-                        attempts = []
+                        attempts, wanted = [], 0  # nothing learnt: what may be due still may be
                     for attempt in attempts:
                         self._in_flight[attempt.partner.id] += 1
                         self.start(attempt)
                 if claimed and claimed == wanted:
                     continue  # more may be due: claim again at once
+                if wanted > 0 and not any(count >= self.share for count in self._in_flight.values()):
+                    self._maybe_due = False
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=settings.worker_poll_interval)
@@ -177,13 +187,14 @@ class DeliveryWorker:
         self._in_flight[partner_id] -= 1
         if self._in_flight[partner_id] <= 0:
             del self._in_flight[partner_id]
-        self._wake.set()
+        if self._maybe_due:
+            self._wake.set()
 
     async def _release_waiting(self, partner_id: str) -> None:
         try:
             released = await asyncio.to_thread(outbox.release_waiting, self.gw, partner_id)
             log.info("partner_queue_released", partner=partner_id, messages=released)
-            self._wake.set()
+            self.wake()
         except Exception as exc:  # they are still due at their own back-off
             log.warning("release_failed", partner=partner_id, error_type=type(exc).__name__)
 
@@ -205,7 +216,8 @@ class DeliveryWorker:
                     log.info("delivery_attempt", exchange_id=attempt.exchange_id, partner=attempt.partner.id,
                              attempt=attempt.attempt, outcome=result.outcome, status=result.status, state=state)
                 self._outcomes.task_done()
-            self._wake.set()  # the backlog shrank: attempts held back by it may start
+            if self._maybe_due:
+                self._wake.set()  # the backlog shrank: attempts held back by it may start
 
     async def _deliver(self, connector: object, attempt: outbox.Attempt) -> DeliveryResult:
         headers: dict[str, str] = {}
