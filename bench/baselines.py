@@ -59,16 +59,18 @@ def wait_relaying(url: str, timeout: float = 60.0) -> None:
 
 @dataclass
 class Relay:
-    """The bare FastAPI + httpx relay, with ``processes`` uvicorn workers on one port."""
+    """The bare FastAPI + httpx relay (or, with ``client="aiohttp"``, the same relay on aiohttp's
+    client), with ``processes`` uvicorn workers on one port."""
 
     processes: int
     workdir: Path
+    client: str = "httpx"
     procs: list[Proc] = field(default_factory=list)
     url: str = ""
 
     @property
     def name(self) -> str:
-        return f"relay-{self.processes}"
+        return f"relay-{self.processes}" if self.client == "httpx" else f"relay-{self.client}-{self.processes}"
 
     @property
     def urls(self) -> list[str]:
@@ -81,7 +83,8 @@ class Relay:
                    "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
         if self.processes > 1:
             command += ["--workers", str(self.processes)]
-        self.procs = [Proc(self.name, command, {"RELAY_TARGET": target}, self.workdir / f"{self.name}.log").start()]
+        env = {"RELAY_TARGET": target, "RELAY_CLIENT": self.client}
+        self.procs = [Proc(self.name, command, env, self.workdir / f"{self.name}.log").start()]
         wait_for(self.url + "/health")
         return self
 

@@ -11,9 +11,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-FAMILY_TITLE = {"schakel": "Schakel", "relay": "bare relay (FastAPI + httpx)", "node-red": "Node-RED"}
+FAMILY_TITLE = {"schakel": "Schakel", "relay": "bare relay (FastAPI + httpx)",
+                "relay-aiohttp": "bare relay on aiohttp (FastAPI + aiohttp)", "node-red": "Node-RED"}
 BUSY_CORES = 0.25  # other work using this much of the machine, on average, is said at the top
-COLOURS = {"schakel": "#1f5fa8", "relay": "#8a8a8a", "node-red": "#b5452b"}
+COLOURS = {"schakel": "#1f5fa8", "relay": "#8a8a8a", "relay-aiohttp": "#c4c4c4", "node-red": "#b5452b"}
 
 
 def write(results: dict[str, Any], out_dir: Path) -> None:
@@ -31,6 +32,8 @@ def _label(result: dict[str, Any]) -> str:
         return f"Schakel, {backend}, {result['processes']} process{'es' if result['processes'] > 1 else ''}"
     if family == "relay":
         return f"bare relay, {result['processes']} process{'es' if result['processes'] > 1 else ''}"
+    if family == "relay-aiohttp":
+        return f"bare relay on aiohttp, {result['processes']} process{'es' if result['processes'] > 1 else ''}"
     return "Node-RED, 1 process"
 
 
@@ -236,7 +239,10 @@ def _method(results: dict[str, Any], w: Any) -> None:
       "client — exactly as an administrator would set it up. Two processes share one database; each gets its own "
       "wrk with half the connections, as a load balancer would split them. *Bare relay*: `bench/relay.py`, a "
       "FastAPI app that forwards the body with one shared `httpx.AsyncClient` and returns the partner's answer — "
-      "no validation, no persistence, no audit (two processes: `uvicorn --workers 2`). *Node-RED*: "
+      "no validation, no persistence, no audit (two processes: `uvicorn --workers 2`) — the baseline this issue "
+      "names. *Bare relay on aiohttp*: the same app forwarding with one `aiohttp.ClientSession`, the pool "
+      "Schakel's own shared client runs on (`gateway/core/transport.py`); it is not a goal, it shows how much of "
+      "the bare relay's cost is its HTTP client. *Node-RED*: "
       f"Node-RED {results.get('tools', {}).get('node_red', '')} running `bench/nodered/flow.json` (http in → "
       "http request with keep-alive → http response).\n")
     w("**The messages.** A JSON notice of about 1 KB (`bench/messages/notice.json`), sent to Schakel on the "
@@ -454,9 +460,10 @@ def _gap(results: dict[str, Any], w: Any) -> None:
       "authenticates the caller, parses and validates the message (for a WMO301 against the official XSD, and "
       "answers with a WMO302), pseudonymises the client, checks the consent register or legal basis, maps only "
       "the allowed fields, encrypts the body, and commits the exchange, its transitions, its outbox row, its "
-      "idempotency answer and its hash-chained audit entries in one transaction; the delivery worker then claims "
-      "a batch of messages, re-checks each one's basis and marks it sending in one transaction, and records the "
-      "outcomes of a batch of attempts in another. Every commit is durable (`synchronous=FULL`, "
+      "idempotency answer and its hash-chained audit entries in one transaction — in which, with a delivery "
+      "slot free, it also re-checks the basis and marks the message sending; otherwise the delivery worker claims "
+      "a batch of messages, re-checks each one's basis and marks it sending in a transaction of its own — and "
+      "records the outcomes of a batch of attempts in another. Every commit is durable (`synchronous=FULL`, "
       "`synchronous_commit=on`).\n")
     w("What has been done about it since the first full run of this bench (commit `68dcdce`, on a busier "
       "machine: for the JSON notice on SQLite in one process, 18.72 ms of CPU per message and the bare relay "
@@ -482,21 +489,47 @@ def _gap(results: dict[str, Any], w: Any) -> None:
       "as plain rows; a claimed batch's partners in one statement and each consent re-check as a plain row; "
       "audit entries and exchange drafts are plain objects until their rows are inserted; and a FastAPI "
       "dependency written as a plain `def` no longer sends every request through a worker thread and back.\n")
-    w("What is left is mostly CPU in a Python process, which the GIL holds to about one core: FastAPI and httpx "
-      "(which the relay pays too), SQLAlchemy's statement execution, the audit chain's hashing, encryption, and "
-      "a log line and a span per step. What would close more of the gap, in the order we would try it:\n")
-    w("1. **More processes,** on a machine with more cores than this one; on PostgreSQL the outbox is the only "
-      "coordination between them, on SQLite the writer lock is. On these two cores the relay alone keeps one "
-      "core busy, so no configuration of Schakel here can both do more work per message and match its rate.")
-    w("2. **A cheaper HTTP client path:** in a py-spy profile of the saturating JSON pass (session 4), httpx and "
-      "httpcore took about a fifth of the process's Python time — more per message than the relay spends on the "
-      "same call, because httpcore's pool walks every pooled connection for every request "
-      "(`_assign_requests_to_connections`) and Schakel keeps up to 16 attempts per partner in flight.")
-    w("3. **Fewer rows per accepted message:** acceptance writes four transitions and four audit entries "
+    w("7. **One event loop, one commit thread** (session 5). On SQLite the group commit's units run as a task on "
+      "the event loop and only the commit itself (the wait for the disk) goes to a thread; requests, claims and "
+      "outcomes no longer hand the interpreter lock back and forth between threads, which had cost about a third "
+      "of the CPU.")
+    w("8. **Hot statements on the driver** (`gateway/core/sql.py`): the reads before a message is accepted, the "
+      "claim's marks, an outcome's updates and every queued insert are SQLAlchemy Core statements compiled once "
+      "per dialect and run on the DBAPI cursor with SQLAlchemy's own type conversions — the same rows, tested on "
+      "both backends, at a fraction of the per-call cost.")
+    w("9. **Straight to the worker:** a message accepted while its partner has a free slot is marked `sending` "
+      "and leased in the commit that queues it (the basis checked again in that commit, as a claim would) and "
+      "attempted right after, without a claim transaction per message. Ordered routes (iWmo) still wait for a "
+      "claim.")
+    w("10. **The shared client's transport is aiohttp** (`gateway/core/transport.py`): plugins keep httpx's API; "
+      "underneath, aiohttp's pool replaces httpcore's, which walked every pooled connection for every request, "
+      "and the delivery path calls that pool directly. The *bare relay on aiohttp* row shows the same change "
+      "made to the relay: much of the relay's own cost is its HTTP client.")
+    w("11. **The submit endpoint and the iWmo inbox are DirectRoutes** (`gateway/api/direct.py`): documented and "
+      "guarded like every endpoint, but called without FastAPI's per-request dependency resolution; and the "
+      "garbage collector leaves what exists after start-up alone (`gc.freeze`).\n")
+    w("What is left is CPU in a Python process, which the GIL holds to about one core: uvicorn and Starlette "
+      "(which the relay pays too), the validation, pseudonymisation, consent check, mapping and encryption, the "
+      "rows and hash-chained audit entries of each exchange, and a log line and a span per step. Where Schakel "
+      "is still below the relay, this is what would close the gap, in the order we would try it:\n")
+    w("1. **The iWmo route:** the comparison is not like for like — the relay forwards the WMO301 to the sink in "
+      "one request, while Schakel validates it against the official XSD, answers a WMO302, and delivers it to the "
+      "Care4 simulator in three requests (find the client, find or open the referral, write it), and that "
+      "simulator is a Python process on the same two cores. Within that, an ordered route's messages still wait "
+      "for a claim; handing them straight to the worker when nothing earlier is pending for the same client "
+      "would save a transaction per message.")
+    w("2. **PostgreSQL:** its group commit still runs on a writer thread (each statement waits on the network, "
+      "and on the event loop a lock wait would stall every request); a PostgreSQL writer on the loop with an "
+      "asynchronous driver (asyncpg, psycopg 3's async mode) would remove the thread hand-offs that SQLite no "
+      "longer pays.")
+    w("3. **More processes,** on a machine with more cores than this one; on PostgreSQL the outbox is the only "
+      "coordination between them, on SQLite the writer lock is. On these two cores the partner simulator and "
+      "wrk use part of the second core.")
+    w("4. **Fewer rows per accepted message:** acceptance writes four transitions and four audit entries "
       "(received, validated, authorised, queued) in the same instant; one entry per step is what the audit "
       "trail promises today, and folding them would change what a privacy officer reads, so it is a decision "
       "for the privacy officers, not a tuning knob.")
-    w("4. **Back-pressure:** where the submission rate is above the arrival rate the queue grows while the load "
+    w("5. **Back-pressure:** where the submission rate is above the arrival rate the queue grows while the load "
       "lasts; a bound on the queue that answers `429` with `Retry-After` would keep delivery fed.\n")
     w("Against Node-RED the comparison is not like for like, and the page should not be read as if it were: "
       "Node-RED and the bare relay promise nothing once they have answered — a partner that is down loses the "

@@ -46,6 +46,7 @@ class Plan:
     kinds: tuple[str, ...]
     schakel: tuple[tuple[str, int], ...]  # (backend, processes)
     relays: tuple[int, ...]  # relay processes
+    aiohttp_relays: tuple[int, ...]  # the same relay on aiohttp's client: what the relay's own client costs
     node_red: bool
     drain_timeout: float
     audit_backends: tuple[str, ...]
@@ -60,11 +61,13 @@ class Plan:
 
 FULL = Plan(saturate_seconds=15, paced_seconds=20, warmup_seconds=2.0, connections=16, paced_connections=4,
             paced_fraction=0.5, kinds=("json", "wmo301"),
-            schakel=(("sqlite", 1), ("sqlite", 2), ("postgres", 1), ("postgres", 2)), relays=(1, 2), node_red=True,
+            schakel=(("sqlite", 1), ("sqlite", 2), ("postgres", 1), ("postgres", 2)), relays=(1, 2), aiohttp_relays=(1,),
+            node_red=True,
             drain_timeout=300, audit_backends=("sqlite", "postgres"), audit_entries=1_000_002, audit_through_seal=30_000,
             access_report_calls=50, startup_repeats=3, startup_all=True, import_messages=10_000, settle_seconds=180)
 QUICK = Plan(saturate_seconds=2, paced_seconds=1, warmup_seconds=0.5, connections=16, paced_connections=4,
-             paced_fraction=0.0, kinds=("json", "wmo301"), schakel=(("sqlite", 1),), relays=(1,), node_red=True,
+             paced_fraction=0.0, kinds=("json", "wmo301"), schakel=(("sqlite", 1),), relays=(1,), aiohttp_relays=(1,),
+             node_red=True,
              drain_timeout=30, audit_backends=("sqlite",), audit_entries=6_000, audit_through_seal=1_500,
              access_report_calls=5, startup_repeats=1, startup_all=False, import_messages=100, settle_seconds=0)
 
@@ -80,14 +83,14 @@ KINDS = {
 
 @dataclass(frozen=True)
 class System:
-    family: str  # schakel | relay | node-red
+    family: str  # schakel | relay | relay-aiohttp | node-red
     backend: str = ""
     processes: int = 1
 
     @property
     def name(self) -> str:
         return {"schakel": f"schakel-{self.backend}-{self.processes}", "relay": f"relay-{self.processes}",
-                "node-red": "node-red-1"}[self.family]
+                "relay-aiohttp": f"relay-aiohttp-{self.processes}", "node-red": "node-red-1"}[self.family]
 
 
 class Partners:
@@ -193,6 +196,8 @@ class Bench:
             return SchakelRun(system.backend, system.processes, workdir)
         if system.family == "relay":
             return Relay(system.processes, workdir)
+        if system.family == "relay-aiohttp":
+            return Relay(system.processes, workdir, client="aiohttp")
         return NodeRed(workdir)
 
     def start(self, run: Any) -> None:
@@ -266,6 +271,7 @@ class Bench:
     def systems(self) -> list[System]:
         found = [System("schakel", backend, n) for backend, n in self.plan.schakel]
         found += [System("relay", processes=n) for n in self.plan.relays]
+        found += [System("relay-aiohttp", processes=n) for n in self.plan.aiohttp_relays]
         if self.plan.node_red:
             found.append(System("node-red"))
         return found
