@@ -216,8 +216,14 @@ class DeliveryWorker:
                     log.info("delivery_attempt", exchange_id=attempt.exchange_id, partner=attempt.partner.id,
                              attempt=attempt.attempt, outcome=result.outcome, status=result.status, state=state)
                 self._outcomes.task_done()
-            if self._maybe_due:
+            if any(self._serial(attempt.route_id) for attempt, _ in batch):
+                self.wake()  # on an ordered route, a client's next message waited for this outcome
+            elif self._maybe_due:
                 self._wake.set()  # the backlog shrank: attempts held back by it may start
+
+    def _serial(self, route_id: str) -> bool:
+        route = self.gw.registry.routes.get(route_id)
+        return route is not None and route.ordered
 
     async def _deliver(self, connector: object, attempt: outbox.Attempt) -> DeliveryResult:
         headers: dict[str, str] = {}

@@ -277,3 +277,28 @@ def test_on_an_ordered_route_a_clients_next_message_waits_until_the_one_before_i
         assert outbox.record(gw, by_id[ids[0]], DeliveryResult("delivered", "ok", 200)) == "delivered"
         second, _ = outbox.take(gw, "test-owner", 32, per_partner=32)
         assert [attempt.exchange_id for attempt in second] == [ids[1]]
+
+
+def test_on_an_ordered_route_a_clients_next_message_goes_as_soon_as_the_one_before_is_recorded(database_url, tmp_path):
+    """Not at the worker's next poll: a recorded outcome on an ordered route wakes the worker,
+    even after a claim that found the client busy and concluded nothing else was due."""
+    import json
+
+    from gateway.app import create_app
+    from tests.conftest import LiveGateway, make_settings
+
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(json.dumps({"routes": [{
+        "id": "webhook.notice-ordered", "message_type": "notice", "target": "webhook", "purpose": "signalering",
+        "legal_bases": ["toestemming"], "mapping": "webhook_notice", "ordered": True}]}))
+    settings = make_settings(database_url, tmp_path, routes_file=str(routes), worker_poll_interval=60)
+    with ThreadServer(create_app(settings)) as server, ThreadServer(create_sink(), ready_path="/_stats") as partner:
+        live = LiveGateway(server)
+        live.add_partner("partner-a", partner.url + "/inbox")
+        with live.client("hulpverlener") as client:
+            began = time.monotonic()
+            ids = [submit(client, notice(f"r-ordered-now-{i}"), route="webhook.notice-ordered").json()["exchange_id"]
+                   for i in range(4)]
+            eventually(lambda: all(exchange_state(client, i) == "delivered" for i in ids), timeout=50)
+            assert time.monotonic() - began < 20  # one poll interval would be 60 s
+        assert sink_stats(partner.url)["requests"] == 4
