@@ -201,6 +201,28 @@ def _headline(results: dict[str, Any], w: Any) -> None:
                                 if met == len(verdicts) else
                                 "The goal of this issue — no less than the bare relay — is not met; see "
                                 "[where Schakel stands](#where-schakel-stands-and-what-would-close-the-gap).") + "\n")
+    _against_aiohttp_relay(results, w)
+
+
+def _against_aiohttp_relay(results: dict[str, Any], w: Any) -> None:
+    """The relay on aiohttp is not the issue's baseline, but a reader should know how much lower
+    the httpx relay sits than what a Python relay can do."""
+    lines = []
+    for data in results.get("load", {}).values():
+        sat = data["saturated"]
+        fast, relay, schakel = sat.get("relay-aiohttp-1"), sat.get("relay-1"), _schakel(sat)
+        if not (fast and relay and schakel):
+            continue
+        best = max(schakel, key=lambda r: r["end_to_end_rate"])
+        lines.append(f"{data['title']}: {_num(fast['end_to_end_rate'])}/s, "
+                     f"{_ratio(fast['end_to_end_rate'], relay['end_to_end_rate'])} the httpx relay and "
+                     f"{_ratio(fast['end_to_end_rate'], best['end_to_end_rate'])} Schakel's best "
+                     f"({_label(best).removeprefix('Schakel, ')})")
+    if lines:
+        w("**Read the relay comparison with this beside it.** The same bare relay forwarding with aiohttp's "
+          "client instead of httpx's reached " + "; ".join(lines) + ". Most of the httpx relay's cost is "
+          "httpx's connection pool, which Schakel no longer uses for deliveries; a relay without it is a much "
+          "higher floor, and Schakel is well below it.\n")
 
 
 def _machine(results: dict[str, Any], w: Any) -> None:
