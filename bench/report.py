@@ -510,7 +510,7 @@ def _gap(results: dict[str, Any], w: Any) -> None:
       "idempotency answer, the partner and the consent are read in one read transaction instead of three or four, "
       "as plain rows; a claimed batch's partners in one statement and each consent re-check as a plain row; "
       "audit entries and exchange drafts are plain objects until their rows are inserted; and a FastAPI "
-      "dependency written as a plain `def` no longer sends every request through a worker thread and back.\n")
+      "dependency written as a plain `def` no longer sends every request through a worker thread and back.")
     w("7. **One event loop, one commit thread** (session 5). On SQLite the group commit's units run as a task on "
       "the event loop and only the commit itself (the wait for the disk) goes to a thread; requests, claims and "
       "outcomes no longer hand the interpreter lock back and forth between threads, which had cost about a third "

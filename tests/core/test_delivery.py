@@ -246,20 +246,26 @@ def test_a_claim_gives_a_partner_no_more_than_what_is_left_of_its_share(live_gat
     assert len(attempts) == 4
 
 
-def test_on_an_ordered_route_a_clients_next_message_waits_until_the_one_before_is_done(database_url, tmp_path):
-    """Two WMO301s about one client must not be attempted at once: each reads the client's
-    arrangements and then writes, and an older one could leave in force what a newer one ended."""
+def _ordered_notice_route(tmp_path):
+    """A routes file with the webhook notice route made ordered: one message per client at a time."""
     import json
-
-    from gateway.app import create_app
-    from gateway.core import outbox
-    from gateway.core.connectors import DeliveryResult
-    from tests.conftest import LiveGateway, make_settings
 
     routes = tmp_path / "routes.yaml"
     routes.write_text(json.dumps({"routes": [{
         "id": "webhook.notice-ordered", "message_type": "notice", "target": "webhook", "purpose": "signalering",
         "legal_bases": ["toestemming"], "mapping": "webhook_notice", "ordered": True}]}))
+    return routes
+
+
+def test_on_an_ordered_route_a_clients_next_message_waits_until_the_one_before_is_done(database_url, tmp_path):
+    """Two WMO301s about one client must not be attempted at once: each reads the client's
+    arrangements and then writes, and an older one could leave in force what a newer one ended."""
+    from gateway.app import create_app
+    from gateway.core import outbox
+    from gateway.core.connectors import DeliveryResult
+    from tests.conftest import LiveGateway, make_settings
+
+    routes = _ordered_notice_route(tmp_path)
     settings = make_settings(database_url, tmp_path, routes_file=str(routes), worker_enabled=False)
     with ThreadServer(create_app(settings)) as server:
         live = LiveGateway(server)
@@ -282,15 +288,10 @@ def test_on_an_ordered_route_a_clients_next_message_waits_until_the_one_before_i
 def test_on_an_ordered_route_a_clients_next_message_goes_as_soon_as_the_one_before_is_recorded(database_url, tmp_path):
     """Not at the worker's next poll: a recorded outcome on an ordered route wakes the worker,
     even after a claim that found the client busy and concluded nothing else was due."""
-    import json
-
     from gateway.app import create_app
     from tests.conftest import LiveGateway, make_settings
 
-    routes = tmp_path / "routes.yaml"
-    routes.write_text(json.dumps({"routes": [{
-        "id": "webhook.notice-ordered", "message_type": "notice", "target": "webhook", "purpose": "signalering",
-        "legal_bases": ["toestemming"], "mapping": "webhook_notice", "ordered": True}]}))
+    routes = _ordered_notice_route(tmp_path)
     settings = make_settings(database_url, tmp_path, routes_file=str(routes), worker_poll_interval=60)
     with ThreadServer(create_app(settings)) as server, ThreadServer(create_sink(), ready_path="/_stats") as partner:
         live = LiveGateway(server)
