@@ -32,6 +32,7 @@ from machine import describe
 from measure import Arrival, summarise
 from procs import (ROOT, Proc, backend_cpu_seconds, busy_cores, children_cpu_seconds, free_port, machine_busy_seconds,
                    wait_for)
+from sink import bench_clients
 from schakel import POSTGRES_SERVER, SchakelRun, create_postgres_database, drop_postgres_database, gateway_env
 
 
@@ -123,11 +124,13 @@ class Partners:
 
 
 def care4_bsns() -> tuple[str, ...]:
-    """The fictional BSNs of the Care4 simulator's clients that pass the elfproef."""
+    """The fictional BSNs of the Care4 simulator's clients that pass the elfproef, the bench's own
+    (bench/sink.py) included."""
     from gateway.core.pseudonyms import elfproef
     from schakel_care4.fixtures import build
 
-    return tuple(sorted({c["bsn"] for c in build()["clients"].values() if c.get("bsn") and elfproef(c["bsn"])}))
+    clients = [*build()["clients"].values(), *bench_clients().values()]
+    return tuple(sorted({c["bsn"] for c in clients if c.get("bsn") and elfproef(c["bsn"])}))
 
 
 def target_for(system: System, kind: str, tokens: dict[str, str], bsns: tuple[str, ...]) -> Target:
@@ -363,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "bench/run.py" + (" --quick" if args.quick else ""),
         "plan": asdict(plan), "machine": describe(POSTGRES_SERVER),
         "tools": {"wrk": ensure_wrk(work / "apt.log")},
+        "care4_clients_with_bsn": {"fixtures": len(care4_bsns()) - len(bench_clients()), "bench": len(bench_clients())},
     }
     print(f"schakel bench ({results['mode']}), working in {work}", flush=True)
     partners = Partners(work)

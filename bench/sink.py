@@ -17,6 +17,8 @@ The sink's own time — done minus arrived — is what "partner time excluded" s
 from __future__ import annotations
 
 import json
+import os
+import random
 import re
 import time
 from typing import Any
@@ -114,12 +116,42 @@ def create_sink() -> Any:
     return app
 
 
+# Fictional clients the bench adds to the simulator's own (23 with a BSN): a municipality's WMO301s
+# name many clients, and the gateway delivers one client's messages in order, so the few fixture
+# clients alone would make the load a queue per client that no real traffic looks like.
+BENCH_CLIENTS = int(os.environ.get("BENCH_CARE4_CLIENTS", "1000"))
+
+
+def bench_clients(count: int = BENCH_CLIENTS) -> dict[str, dict[str, Any]]:
+    """``count`` invented clients, each with a generated BSN that passes the elfproef."""
+    from gateway.core.pseudonyms import elfproef
+    from schakel_care4.fixtures import build
+
+    taken = {client["bsn"] for client in build()["clients"].values()}
+    rng = random.Random(8)
+    clients: dict[str, dict[str, Any]] = {}
+    while len(clients) < count:
+        bsn = str(rng.randint(100_000_000, 699_999_999))
+        if bsn in taken or not elfproef(bsn):
+            continue
+        taken.add(bsn)
+        cid = f"C-B{len(clients) + 1:05d}"
+        clients[cid] = {"id": cid, "bsn": bsn, "alias": False, "household_id": f"H-B{len(clients) + 1:05d}", "first_name": "Bench",
+                        "last_name": f"Cliënt {len(clients) + 1} (fictief)", "gender": "X", "date_of_birth": "1990-01-01",
+                        "address": {"street": "Fictieflaan", "house_number": str(len(clients) % 199 + 1),
+                                                           "postcode": "1111 AA", "city": "Diemen", "gemeentecode": "0384"},
+                        "phone": None, "email": None, "confidential": [],
+                        "updated_at": "2026-11-20T09:00:00Z"}
+    return clients
+
+
 def create_care4() -> Any:
-    """The care4 plugin's ECD simulator with the recorder around it; a write counts as arrived
-    when its request reaches the simulator."""
+    """The care4 plugin's ECD simulator, with the bench's clients added and the recorder around
+    it; a write counts as arrived when its request reaches the simulator."""
     from schakel_care4.simulator import create_app
 
     inner = create_app()
+    inner.state.ecd.data["clients"].update(bench_clients())
     recorder = Recorder()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -110,6 +110,7 @@ class GroupCommit:
         # The writer on an event loop (attach()): its own queue, drained by a task on that loop.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        self._reads_thread: int | None = None
         self._loop_queue: deque[_Ticket[Any]] = deque()
         self._drain: asyncio.Task[None] | None = None
         self._committer: concurrent.futures.ThreadPoolExecutor | None = None
@@ -169,6 +170,7 @@ class GroupCommit:
 
         Only SQLite's store attaches; PostgreSQL's statements wait on the network, and there the
         writer thread lets the loop run meanwhile."""
+        self._reads_thread = threading.get_ident()
         if self._store.dialect != "sqlite":
             return
         self._loop, self._loop_thread = loop, threading.get_ident()
@@ -178,11 +180,16 @@ class GroupCommit:
         """Finish what is queued on the loop and write from the writer thread again."""
         while self._drain is not None and not self._drain.done():
             await asyncio.shield(self._drain)
-        self._loop = self._loop_thread = None
+        self._loop = self._loop_thread = self._reads_thread = None
         self._store.let_go_of_loop_reader()
         if self._committer is not None:
             self._committer.shutdown(wait=True)
             self._committer = None
+
+    def reads_on_loop_thread(self) -> bool:
+        """Whether this is the thread of the event loop the store was attached to, whatever the
+        database: that thread keeps a read connection of its own (Store.reading_rows)."""
+        return self._reads_thread is not None and threading.get_ident() == self._reads_thread
 
     def on_loop_thread(self) -> bool:
         """Whether this is the thread of the event loop the group commit is attached to."""

@@ -25,7 +25,7 @@ from gateway.core.models import Exchange, OutboxItem, Transition, utcnow
 from gateway.core.problems import Problem
 from gateway.core.retry import get_policy
 from gateway.core.sql import Statement
-from gateway.core.store import mark, undo_since
+from gateway.core.store import mark, queue_change, run_queued_changes, undo_since
 from gateway.logging import safe_frames
 
 if TYPE_CHECKING:
@@ -115,6 +115,7 @@ async def take_async(gw: "Gateway", owner: str, limit: int, per_partner: int,
 
 def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: int,
           in_flight: Mapping[str, int]) -> tuple[list[Attempt], int]:
+    run_queued_changes(session)  # outcomes recorded earlier in this transaction free their rows first
     now = utcnow()
     budget = {partner: per_partner - count for partner, count in in_flight.items()}
     full = sorted(partner for partner, left in budget.items() if left <= 0)
@@ -258,8 +259,13 @@ def start_now(gw: "Gateway", session: Session, exchange: Any, partner: partner_r
     the basis again (under the same share lock), and a paused partner or connector. ``None``
     leaves it queued, for a claim to decide on."""
     decision = gw.policy.recheck(session, exchange, partner)
-    if not decision.allowed or partner.state == "paused" or \
-            partner_registry.is_connector_paused(session, exchange.connector_type):
+    if not decision.allowed or partner.state == "paused":
+        return None
+    # Asked once per connector and write transaction: the batch decides as of its first look.
+    paused = session.info.setdefault("connector_paused", {})
+    if exchange.connector_type not in paused:
+        paused[exchange.connector_type] = partner_registry.is_connector_paused(session, exchange.connector_type)
+    if paused[exchange.connector_type]:
         return None
     exchange.attempts += 1
     transition(session, exchange, "sending", actor=WORKER, attempt=exchange.attempts)
@@ -320,10 +326,12 @@ def _record(gw: "Gateway", session: Session, attempt: Attempt, result: DeliveryR
         undo_since(session, marks)
         now_in = _STATE_OF.first(session, exchange_id=attempt.exchange_id)
         return now_in.state if now_in is not None else "gone"
+    # The outbox row is this attempt's (the exchange moved), and only a claim reads it: dropped or
+    # rescheduled with the batch's others (a claim in the same transaction runs them first).
     if delay is None:
-        _DROP_ITEM.run(session, exchange_id=attempt.exchange_id)
+        queue_change(session, _DROP_ITEM, {"exchange_id": attempt.exchange_id})
     else:
-        _RETRY_ITEM.run(session, exchange_id=attempt.exchange_id, due_at=now + timedelta(seconds=delay))
+        queue_change(session, _RETRY_ITEM, {"exchange_id": attempt.exchange_id, "due_at": now + timedelta(seconds=delay)})
     return to_state
 
 
@@ -342,6 +350,7 @@ def release_waiting(gw: "Gateway", partner_id: str) -> int:
     """Make a partner's backed-off messages due now (it answers again: no need to wait out each
     message's own back-off). Returns how many."""
     def unit(session: Session) -> int:
+        run_queued_changes(session)
         now = utcnow()
         result = session.execute(
             update(OutboxItem)

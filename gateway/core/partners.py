@@ -266,6 +266,7 @@ def set_connector_state(session: Session, connector_type: str, state: str, reaso
     if row.state == state:
         raise Problem("state-conflict", f"The connector is already {state}.")
     row.state, row.reason, row.changed_at, row.changed_by = state, reason, utcnow(), actor.user_id
+    session.info.pop("connector_paused", None)  # what outbox.start_now noted in this transaction
     audit.record(session, f"connector.{'paused' if state == 'paused' else 'resumed'}", actor=actor, action_code="U",
                  detail=f"{connector_type}: {reason}")
     if state == "active":

@@ -133,6 +133,23 @@ def queue_insert(session: Session, model: Any, values: dict[str, Any]) -> None:
     session.info.setdefault("inserts_pending", {}).setdefault(model.__table__, []).append(values)
 
 
+def queue_change(session: Session, statement: Any, params: dict[str, Any]) -> None:
+    """Queue a change to a row an earlier transaction wrote (a :class:`gateway.core.sql.Statement`
+    whose outcome nothing waits for), to run with the others of its statement in one executemany
+    before the transaction commits: an outcome's outbox row, say, is dropped with the batch's
+    others in one round trip instead of one each. A unit that reads or changes such rows runs
+    what is queued first (:func:`run_queued_changes`), so it sees them as if they had run at once."""
+    session.info.setdefault("changes_pending", {}).setdefault(statement, []).append(params)
+
+
+def run_queued_changes(session: Session) -> None:
+    pending = session.info.pop("changes_pending", None)
+    if pending:
+        for statement, params in pending.items():
+            if params:
+                statement.many(session, params)
+
+
 def insert_queued(session: Session) -> None:
     pending = session.info.pop("inserts_pending", None)
     session.flush()
@@ -185,15 +202,17 @@ def mark(session: Session) -> dict[Any, int]:
     """Where this session's queued work stands (rows to insert, audit entries, exchange events), so a
     savepoint that rolls back can take back what was queued inside it (:func:`undo_since`)."""
     marks: dict[Any, int] = {key: len(session.info.get(key, [])) for key in ("audit_pending", "exchange_events")}
-    marks.update({table: len(rows) for table, rows in session.info.get("inserts_pending", {}).items()})
+    for key in ("inserts_pending", "changes_pending"):
+        marks.update({(key, queued): len(rows) for queued, rows in session.info.get(key, {}).items()})
     return marks
 
 
 def undo_since(session: Session, marks: dict[Any, int]) -> None:
     for key in ("audit_pending", "exchange_events"):
         del session.info.get(key, [])[marks.get(key, 0):]
-    for table, rows in session.info.get("inserts_pending", {}).items():
-        del rows[marks.get(table, 0):]
+    for key in ("inserts_pending", "changes_pending"):
+        for queued, rows in session.info.get(key, {}).items():
+            del rows[marks.get((key, queued), 0):]
 
 
 class Store:
@@ -246,6 +265,8 @@ class Store:
         self.group.refuse_blocking_write()
         with self._write_lock or nullcontext(), self._write() as session:
             with session.begin():
+                # As open_batch does: the hot statements find the driver here instead of asking the Session.
+                session.info["driver"] = session.connection().connection.driver_connection
                 yield session
                 self.finish_batch(session)
             events.extend(session.info.pop("exchange_events", []))
@@ -269,6 +290,7 @@ class Store:
         """What goes in last before the commit: the queued rows, then the sealed audit entries."""
         from gateway.core.audit import seal
 
+        run_queued_changes(session)
         insert_queued(session)
         seal(session)
 
@@ -309,37 +331,50 @@ class Store:
         Session's or a Connection's bookkeeping it costs a fraction of :meth:`reading`. It always
         rolls back."""
         # The event loop's thread reads one request at a time (nothing awaits inside), so it keeps
-        # one connection rather than taking one from the pool and giving it back per request.
-        kept = self.group.on_loop_thread() and not self._loop_reading
+        # one connection rather than taking one from the pool and giving it back per request (on
+        # PostgreSQL the pool's check before each use is a round trip to the server).
+        kept = self.group.reads_on_loop_thread() and not self._loop_reading
         if kept:
-            pooled = self._loop_reader or self.read_engine.raw_connection()
+            pooled, driver = self._loop_reader or self._loop_reader_connection()
             self._loop_reader, self._loop_reading = None, True
         else:
             pooled = self.read_engine.raw_connection()
-        driver = pooled.driver_connection
+            driver = pooled.driver_connection
         clean = False
         try:
             if self.dialect == "sqlite":
                 driver.execute("BEGIN")  # the driver leaves transactions to us (isolation_level None)
-            # psycopg begins one with the first statement.
+            # psycopg begins one with the first statement, except on the loop's kept connection.
             yield DriverConnection(driver, self.read_engine.dialect)
         finally:
             try:
-                driver.rollback()
+                driver.rollback()  # psycopg sends nothing when no transaction is open
                 clean = True
             finally:
                 if kept:
                     self._loop_reading = False
                 if kept and clean:
-                    self._loop_reader = pooled
+                    self._loop_reader = pooled, driver
                 else:
                     pooled.close()  # back to the pool, which throws a broken one away
+
+    def _loop_reader_connection(self) -> tuple[Any, Any]:
+        """The event loop's own read connection. On PostgreSQL it is taken out of the pool and
+        reads in autocommit: under READ COMMITTED each statement sees the latest commits whether
+        or not they share a transaction, so the transaction would only add a ROLLBACK round trip
+        per request — and a connection in autocommit must never go back to the pool for a writer."""
+        pooled = self.read_engine.raw_connection()
+        driver = pooled.driver_connection
+        if self.dialect != "sqlite":
+            pooled.detach()  # closing it closes it, instead of handing it to the next writer
+            driver.autocommit = True
+        return pooled, driver
 
     def let_go_of_loop_reader(self) -> None:
         """Give the event loop's kept read connection back to the pool (at detach)."""
         reader, self._loop_reader = self._loop_reader, None
         if reader is not None:
-            reader.close()
+            reader[0].close()
 
     def durability(self) -> dict[str, str]:
         """The settings that decide whether an acknowledged commit survives a crash."""

@@ -45,3 +45,110 @@ def test_the_answer_comes_after_exchange_outbox_and_audit_are_committed(live_gat
         assert events == ["exchange.received", "exchange.validated", "exchange.authorised", "exchange.queued"]
     finally:
         other.dispose()
+
+
+def _connector_states(store) -> set[str]:
+    from sqlalchemy import select
+
+    from gateway.core.models import ConnectorState
+
+    with store.reading() as session:
+        return set(session.scalars(select(ConnectorState.connector_type)))
+
+
+def test_queued_changes_run_before_the_commit_and_a_step_taken_back_takes_its_changes_back(settings):
+    """An outcome's outbox change waits in the session and runs with the batch's others in one
+    executemany; a unit whose step is undone (undo_since) leaves nothing of it queued."""
+    from sqlalchemy import bindparam, delete
+
+    from gateway.core.models import ConnectorState
+    from gateway.core.sql import Statement
+    from gateway.core.store import mark, queue_change, undo_since
+
+    gw = Gateway(settings)
+    upgrade(gw.store.url)
+    drop = Statement(delete(ConnectorState.__table__).where(ConnectorState.connector_type == bindparam("kind")))
+    try:
+        with gw.store.transaction() as session:
+            session.add_all([ConnectorState(connector_type=kind) for kind in ("a", "b", "c")])
+        with gw.store.transaction() as session:
+            queue_change(session, drop, {"kind": "a"})
+            marks = mark(session)
+            queue_change(session, drop, {"kind": "b"})
+            undo_since(session, marks)
+            assert _connector_states(gw.store) == {"a", "b", "c"}  # nothing has run yet
+        assert _connector_states(gw.store) == {"b", "c"}
+    finally:
+        gw.store.dispose()
+
+
+def test_a_unit_that_reads_the_rows_runs_what_is_queued_first(settings):
+    from sqlalchemy import bindparam, delete, select
+
+    from gateway.core.models import ConnectorState
+    from gateway.core.sql import Statement
+    from gateway.core.store import queue_change, run_queued_changes
+
+    gw = Gateway(settings)
+    upgrade(gw.store.url)
+    drop = Statement(delete(ConnectorState.__table__).where(ConnectorState.connector_type == bindparam("kind")))
+    try:
+        with gw.store.transaction() as session:
+            session.add_all([ConnectorState(connector_type=kind) for kind in ("a", "b")])
+        with gw.store.transaction() as session:
+            queue_change(session, drop, {"kind": "a"})
+            run_queued_changes(session)
+            assert set(session.scalars(select(ConnectorState.connector_type))) == {"b"}
+            assert "changes_pending" not in session.info  # and the commit does not run it again
+        assert _connector_states(gw.store) == {"b"}
+    finally:
+        gw.store.dispose()
+
+
+def test_the_event_loop_keeps_one_read_connection_that_sees_every_commit_and_never_serves_a_writer(settings):
+    """The loop's thread reads with a connection of its own. On PostgreSQL it reads in autocommit
+    (no ROLLBACK round trip per request), so it must never go back to the pool, where a writer
+    would take it and commit statement by statement."""
+    import asyncio
+
+    from gateway.core import partners as partner_registry
+    from gateway.core.models import ConnectorState
+
+    gw = Gateway(settings)
+    upgrade(gw.store.url)
+    store = gw.store
+
+    async def reads() -> object:
+        store.group.attach(asyncio.get_running_loop())
+        try:
+            with store.reading_rows() as first:
+                assert not partner_registry.is_connector_paused(first, "webhook")
+                kept = first.driver
+            # Committed by another connection between two reads of the loop: the next read sees it.
+            await asyncio.to_thread(_pause_webhook, store)
+            with store.reading_rows() as second:
+                assert second.driver is kept
+                assert partner_registry.is_connector_paused(second, "webhook")
+            if store.is_postgres:
+                assert kept.autocommit
+            return kept
+        finally:
+            await store.group.detach()
+
+    try:
+        kept = asyncio.run(reads())
+        if store.is_postgres:
+            assert kept.closed  # let go of at detach by closing it, not by handing it to the pool
+            for _ in range(3):
+                with store.transaction() as session:
+                    assert not session.connection().connection.driver_connection.autocommit
+                    session.get(ConnectorState, "webhook")
+    finally:
+        store.dispose()
+
+
+def _pause_webhook(store) -> None:
+    from gateway.core.models import ConnectorState
+
+    with store.transaction() as session:
+        session.add(ConnectorState(connector_type="webhook", state="paused"))
