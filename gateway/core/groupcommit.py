@@ -248,6 +248,8 @@ class GroupCommit:
                 committed: list[Any] = []
                 spans = []
                 with self._store.committing(committed) as session:
+                    # Shared by several units: they may queue checked statements (store.defer_checks).
+                    session.info["shared"] = len(batch) > 1
                     for ticket in batch:
                         running = ticket
                         before = len(session.info.get("exchange_events", ()))

@@ -25,7 +25,7 @@ from gateway.core.models import Exchange, OutboxItem, Transition, utcnow
 from gateway.core.problems import Problem
 from gateway.core.retry import get_policy
 from gateway.core.sql import Statement
-from gateway.core.store import mark, queue_change, run_queued_changes, undo_since
+from gateway.core.store import defer_checks, mark, queue_change, queue_checked, run_queued_changes, undo_since
 from gateway.logging import safe_frames
 
 if TYPE_CHECKING:
@@ -76,6 +76,9 @@ _OUTCOME = {
                  for column in _OUTCOME_COLUMNS + (("delivered_at", "receipt") if delivered else ())}))
     for delivered in (True, False)
 }
+# The same, saying which exchange moved: for a batch's outcomes as one pipeline (store.queue_checked).
+_OUTCOME_CHECKED = {delivered: Statement(statement.statement.returning(EXCHANGES.c.id))
+                    for delivered, statement in _OUTCOME.items()}
 _STATE_OF = Statement(select(EXCHANGES.c.state).where(EXCHANGES.c.id == bindparam("exchange_id")))
 _DROP_ITEM = Statement(delete(ITEMS).where(ITEMS.c.exchange_id == bindparam("exchange_id")))
 _HOLD_ITEM = Statement(update(ITEMS).where(ITEMS.c.exchange_id == bindparam("exchange_id"))
@@ -320,19 +323,30 @@ def _record(gw: "Gateway", session: Session, attempt: Attempt, result: DeliveryR
     marks = mark(session)
     transition(session, exchange, to_state, actor=WORKER, reason=why, attempt=attempt.attempt, at=now)
     values.update(state=exchange.state, state_reason=exchange.state_reason, updated_at=exchange.updated_at)
+    if defer_checks(session):
+        # Nearly always this attempt's to record; where another's moved it meanwhile, the batch
+        # runs unit by unit and this unit takes the path below.
+        queue_checked(session, _OUTCOME_CHECKED[to_state == "delivered"],
+                      dict(exchange_id=attempt.exchange_id, attempt=attempt.attempt, **values))
+        _queue_item_change(session, attempt.exchange_id, now, delay)
+        return to_state
     moved = _OUTCOME[to_state == "delivered"].run(session, exchange_id=attempt.exchange_id, attempt=attempt.attempt,
                                                   **values)
     if moved != 1:
         undo_since(session, marks)
         now_in = _STATE_OF.first(session, exchange_id=attempt.exchange_id)
         return now_in.state if now_in is not None else "gone"
+    _queue_item_change(session, attempt.exchange_id, now, delay)
+    return to_state
+
+
+def _queue_item_change(session: Session, exchange_id: str, now: Any, delay: float | None) -> None:
     # The outbox row is this attempt's (the exchange moved), and only a claim reads it: dropped or
     # rescheduled with the batch's others (a claim in the same transaction runs them first).
     if delay is None:
-        queue_change(session, _DROP_ITEM, {"exchange_id": attempt.exchange_id})
+        queue_change(session, _DROP_ITEM, {"exchange_id": exchange_id})
     else:
-        queue_change(session, _RETRY_ITEM, {"exchange_id": attempt.exchange_id, "due_at": now + timedelta(seconds=delay)})
-    return to_state
+        queue_change(session, _RETRY_ITEM, {"exchange_id": exchange_id, "due_at": now + timedelta(seconds=delay)})
 
 
 def _outcome_unknown_before(session: Session, exchange_id: str, result: DeliveryResult) -> bool:

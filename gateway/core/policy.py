@@ -23,6 +23,7 @@ from gateway.core import consent as consents
 from gateway.core import legal
 from gateway.core.models import Consent, utcnow
 from gateway.core.sql import Bind, Statement
+from gateway.core.store import defer_checks, queue_checked
 
 if TYPE_CHECKING:
     from gateway.core.models import Exchange, Partner
@@ -105,12 +106,24 @@ class Policy:
                         reasons=reasons)
 
     def recheck(self, session: Session, exchange: "Exchange", partner: "Partner") -> Decision:
+        """The basis again, before an attempt: the route still takes it, and a consent it rests on
+        is still valid — read under a share lock, so a withdrawal committing meanwhile either
+        waits for this transaction or is seen by it."""
         route = self.registry.routes.get(exchange.route_id)
         if route is None:
             return Decision(False, f"route {exchange.route_id} is no longer configured")
         if exchange.legal_basis not in route.legal_bases:
             return Decision(False, f"route {route.id} no longer accepts the basis {exchange.legal_basis}")
         if exchange.legal_basis == "toestemming":
+            if exchange.consent_id and defer_checks(session):
+                # In a transaction several units share on PostgreSQL, the share-locked read goes
+                # with the batch's other checked statements as one pipeline just before the
+                # commit, which happens only if the consent is still valid then; otherwise the
+                # batch runs again unit by unit, and each unit reads it here below.
+                queue_checked(session, _CONSENT_SHARED, {"id": exchange.consent_id},
+                              accept=lambda consent: consent is not None and consents.is_valid(consent, utcnow()))
+                return Decision(True, f"consent {exchange.consent_id}", basis="toestemming",
+                                consent_id=exchange.consent_id)
             consent = _CONSENT_SHARED.first(session, id=exchange.consent_id) if exchange.consent_id else None
             now = utcnow()
             if consent is None:

@@ -139,6 +139,23 @@ class Statement:
         finally:
             cursor.close()
 
+    def many_first(self, bind: Bind, params: list[dict[str, Any]]) -> list[Any]:
+        """The statement once for each parameter set, in one driver call (psycopg sends them as one
+        pipeline), and the first row each one returned (``None`` where it returned none): for a
+        statement with ``RETURNING``, which of them changed their row. PostgreSQL only."""
+        compiled, driver = self._for(bind)
+        cursor = driver.cursor()
+        try:
+            cursor.executemany(compiled.sql, [compiled.arguments(p) for p in params], returning=True)
+            firsts: list[Any] = []
+            while True:
+                row = cursor.fetchone()
+                firsts.append(None if row is None else compiled.rows([row])[0])
+                if not cursor.nextset():
+                    return firsts
+        finally:
+            cursor.close()
+
     def many(self, bind: Bind, params: list[dict[str, Any]]) -> int:
         """The statement once for each parameter set, in one driver call; rows changed in all."""
         if not params:

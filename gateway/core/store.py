@@ -142,7 +142,38 @@ def queue_change(session: Session, statement: Any, params: dict[str, Any]) -> No
     session.info.setdefault("changes_pending", {}).setdefault(statement, []).append(params)
 
 
+class Contended(Exception):
+    """A checked statement of a shared transaction found its row changed by someone else: the group
+    commit runs the batch again unit by unit, where each unit runs its statements at once and
+    decides for itself (:func:`defer_checks`)."""
+
+
+def defer_checks(session: Session) -> bool:
+    """Whether a unit may queue a statement whose outcome it would otherwise wait for — a write
+    that must change exactly its one row (:func:`queue_checked`). Only in a transaction that
+    several units share, and only on PostgreSQL, where each statement waiting for its answer is a
+    round trip to the server; on SQLite it costs microseconds and runs at once."""
+    return bool(session.info.get("shared")) and session.get_bind().dialect.name == "postgresql"
+
+
+def queue_checked(session: Session, statement: Any, params: dict[str, Any],
+                  accept: Callable[[Any], bool] | None = None) -> None:
+    """Queue a statement whose answer decides whether the transaction may commit — a write with
+    ``RETURNING`` that must have changed the row it names, or a read whose row ``accept`` must
+    accept — to run with the others of the batch as one pipeline before the commit. Where one
+    fails its check, the whole transaction is given up (:class:`Contended`) and its units run alone."""
+    session.info.setdefault("checked_pending", {}).setdefault(statement, []).append((params, accept))
+
+
 def run_queued_changes(session: Session) -> None:
+    checked = session.info.pop("checked_pending", None)
+    if checked:
+        for statement, params in checked.items():
+            if not params:
+                continue
+            rows = statement.many_first(session, [values for values, _ in params])
+            if any(row is None if accept is None else not accept(row) for row, (_, accept) in zip(rows, params)):
+                raise Contended(f"{len(params)} checked statements, not all of them as expected")
     pending = session.info.pop("changes_pending", None)
     if pending:
         for statement, params in pending.items():
@@ -202,7 +233,7 @@ def mark(session: Session) -> dict[Any, int]:
     """Where this session's queued work stands (rows to insert, audit entries, exchange events), so a
     savepoint that rolls back can take back what was queued inside it (:func:`undo_since`)."""
     marks: dict[Any, int] = {key: len(session.info.get(key, [])) for key in ("audit_pending", "exchange_events")}
-    for key in ("inserts_pending", "changes_pending"):
+    for key in ("inserts_pending", "changes_pending", "checked_pending"):
         marks.update({(key, queued): len(rows) for queued, rows in session.info.get(key, {}).items()})
     return marks
 
@@ -210,7 +241,7 @@ def mark(session: Session) -> dict[Any, int]:
 def undo_since(session: Session, marks: dict[Any, int]) -> None:
     for key in ("audit_pending", "exchange_events"):
         del session.info.get(key, [])[marks.get(key, 0):]
-    for key in ("inserts_pending", "changes_pending"):
+    for key in ("inserts_pending", "changes_pending", "checked_pending"):
         for queued, rows in session.info.get(key, {}).items():
             del rows[marks.get((key, queued), 0):]
 

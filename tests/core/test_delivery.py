@@ -177,6 +177,20 @@ def test_pause_resume_and_replay_work_from_the_cli(live_gateway, sink, tmp_path)
     assert cli("connectors", "pause", "nonexistent", "--reason", "xyz").returncode == 1
 
 
+def _three_claimed_by_hand(live_gateway, sink, reference):
+    """Three notices to one partner, claimed by the test instead of the stopped workers."""
+    from gateway.core import outbox
+
+    live_gateway.add_partner("partner-a", sink.url + "/inbox")
+    for worker in live_gateway.gw.workers:
+        worker._stop.set()
+    eventually(lambda: not any(worker.running for worker in live_gateway.gw.workers))
+    with live_gateway.client("hulpverlener") as client:
+        ids = [submit(client, notice(f"{reference}-{i}")).json()["exchange_id"] for i in range(3)]
+    attempts, _ = outbox.take(live_gateway.gw, "test-owner", 32, per_partner=32)
+    return ids, attempts
+
+
 def _timeline_reasons(client, exchange_id):
     return [step["reason"] or "" for step in _detail(client, exchange_id)["timeline"] if step["to_state"] == "failed"]
 
@@ -185,14 +199,8 @@ def test_a_partner_that_was_down_gets_its_waiting_messages_at_once_when_it_answe
     from gateway.core import outbox
     from gateway.core.connectors import DeliveryResult
 
-    live_gateway.add_partner("partner-a", sink.url + "/inbox")
-    for worker in live_gateway.gw.workers:  # attempts by hand, so the back-off can be seen
-        worker._stop.set()
-    eventually(lambda: not any(worker.running for worker in live_gateway.gw.workers))
     gw = live_gateway.gw
-    with live_gateway.client("hulpverlener") as client:
-        ids = [submit(client, notice(f"r-back-{i}")).json()["exchange_id"] for i in range(3)]
-    attempts, _ = outbox.take(gw, "test-owner", 32, per_partner=32)
+    ids, attempts = _three_claimed_by_hand(live_gateway, sink, "r-back")  # so that the back-off can be seen
     for attempt in attempts:
         # Retry-After: 1000 s (10 s at the tests' retry scale), so the back-off cannot run out here.
         busy = DeliveryResult("retry", "HTTP 503 from partner", 503, retry_after=1000)
@@ -303,3 +311,35 @@ def test_on_an_ordered_route_a_clients_next_message_goes_as_soon_as_the_one_befo
             eventually(lambda: all(exchange_state(client, i) == "delivered" for i in ids), timeout=50)
             assert time.monotonic() - began < 20  # one poll interval would be 60 s
         assert sink_stats(partner.url)["requests"] == 4
+
+
+def test_an_outcome_another_attempt_already_recorded_is_not_written_again_and_the_batch_others_are(
+        live_gateway, sink, monkeypatch):
+    """A batch of outcomes goes to PostgreSQL as one pipeline of conditional updates. Where one
+    exchange was moved on meanwhile (its lease ran out and another attempt decided), that update
+    changes nothing, the batch runs again unit by unit, and the others are recorded all the same."""
+    from gateway.core import outbox
+    from gateway.core.connectors import DeliveryResult
+    from gateway.core.models import OutboxItem, Transition
+    from gateway.core.sql import Statement
+    from sqlalchemy import select
+
+    gw = live_gateway.gw
+    ids, attempts = _three_claimed_by_hand(live_gateway, sink, "r-race")  # so that two attempts can race
+    assert sorted(attempt.exchange_id for attempt in attempts) == sorted(ids)
+    ok = DeliveryResult("delivered", "HTTP 200", 200)
+    raced = attempts[0]
+    assert outbox.record(gw, raced, ok) == "delivered"  # the other attempt's outcome, first
+
+    piped: list[int] = []
+    many_first = Statement.many_first
+    monkeypatch.setattr(Statement, "many_first",
+                        lambda self, bind, params: piped.append(len(params)) or many_first(self, bind, params))
+    tickets = gw.store.group.run_many(
+        [lambda session, a=attempt: outbox._record(gw, session, a, ok) for attempt in attempts])
+    assert [ticket.result() for ticket in tickets] == ["delivered"] * 3
+    with gw.store.reading() as session:
+        delivered = session.scalars(select(Transition.exchange_id).where(Transition.to_state == "delivered")).all()
+        assert sorted(delivered) == sorted(ids)  # once each: the raced one not twice
+        assert session.scalars(select(OutboxItem.exchange_id)).all() == []
+    assert piped == ([3] if gw.store.is_postgres else [])

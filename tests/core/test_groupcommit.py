@@ -255,3 +255,61 @@ def test_on_its_event_loop_a_failing_unit_fails_alone_and_a_blocking_write_is_re
     assert from_thread == 4
     assert details(gw) == ["unit 001", "unit 002", "unit 004"]
     assert gw.store.batched(writer(5)) == 5  # detached: the loop's thread may block on a write again
+
+
+def test_a_key_taken_meanwhile_fails_only_its_own_unit_of_a_shared_batch(gw, monkeypatch):
+    """On PostgreSQL the idempotency answers of a batch go to the server as one pipeline; one key
+    that turns out taken makes the batch run again unit by unit, where only its unit fails."""
+    from gateway.core import idempotency
+    from gateway.core.sql import Statement
+
+    piped: list[int] = []
+    many_first = Statement.many_first
+    monkeypatch.setattr(Statement, "many_first",
+                        lambda self, bind, params: piped.append(len(params)) or many_first(self, bind, params))
+
+    def answer(key: str):
+        def unit(session):
+            idempotency.store_answer(session, "test-source", key, "sha256:same", 202, {"key": key},
+                                     "application/json", None)
+            audit.record(session, "test.unit", actor=ACTOR, detail=f"answer {key}")
+            return key
+        return unit
+
+    gw.store.batched(answer("k-taken"))
+    first, taken, second = gw.store.group.run_many([answer("k-1"), answer("k-taken"), answer("k-2")])
+    assert (first.result(), second.result()) == ("k-1", "k-2")
+    with pytest.raises(idempotency.Taken):
+        taken.result()
+    assert details(gw) == ["answer k-1", "answer k-2", "answer k-taken"]  # the second k-taken left nothing
+    stored = idempotency.lookup(gw.store, "test-source", "k-taken", "sha256:same")
+    assert stored is not None and stored.body == {"key": "k-taken"}
+    assert piped == ([3] if gw.store.is_postgres else [])  # tried as one pipeline first, on PostgreSQL only
+
+
+def test_a_consent_withdrawn_before_a_shared_batch_commits_refuses_only_what_relies_on_it(gw):
+    """On PostgreSQL a batch's consent re-checks are read (under a share lock) as one pipeline just
+    before the commit; a consent no longer valid then makes the batch run unit by unit, and only
+    the message relying on it is refused."""
+    from types import SimpleNamespace
+
+    from gateway.core import consent as consents
+
+    def given(client: str) -> str:
+        with gw.store.transaction() as session:
+            data = consents.ConsentIn(client_id=client, partner_kind="webhook", purpose="signalering",
+                                      evidence_reference="test: fictief formulier")
+            return consents.record(session, data, gw.pseudonymise(client), ACTOR).id
+
+    kept, withdrawn = given("C-7001"), given("C-7002")
+    with gw.store.transaction() as session:
+        consents.withdraw(session, withdrawn, "cliënt trekt toestemming in", ACTOR)
+
+    def recheck(consent_id: str):
+        exchange = SimpleNamespace(route_id="webhook.notice", legal_basis="toestemming", consent_id=consent_id)
+        return lambda session: gw.policy.recheck(session, exchange, None)
+
+    first, refused, last = (ticket.result() for ticket in gw.store.group.run_many(
+        [recheck(kept), recheck(withdrawn), recheck(kept)]))
+    assert first.allowed and last.allowed and first.consent_id == kept
+    assert not refused.allowed and "withdrawn" in refused.reason
