@@ -64,3 +64,14 @@ def test_schema_errors_name_a_line_and_a_kind_never_the_value():
     bericht, root = iwmo.parse(broken)
     errors = iwmo.validate(bericht, root)
     assert errors and "GEHEIM" not in str(errors)
+
+
+def test_a_message_of_the_standard_without_a_shipped_schema_is_refused_not_crashed_on():
+    """Found by the fuzzer at 100,000 runs: a WMO316 with a WMO306 namespace was identified (306 is
+    an iWmo 3.2 message) and then validated against an XSD the plugin does not ship."""
+    body = example("WMO316").replace(b"/wmo316/schema", b"/wmo306/schema")
+    bericht, root = iwmo.parse(body)
+    assert bericht == "WMO306" and not iwmo.has_schema(bericht)
+    with pytest.raises(Problem) as refused:
+        iwmo.validate(bericht, root)
+    assert refused.value.slug == "message-invalid"
