@@ -545,12 +545,16 @@ def _gap(results: dict[str, Any], w: Any) -> None:
       "garbage collector leaves what exists after start-up alone (`gc.freeze`).")
     w("12. **Fewer round trips to PostgreSQL** (session 7). The event loop keeps one read connection (no pool "
       "check per request) that reads in autocommit — under READ COMMITTED each statement sees the latest commits "
-      "either way, so the transaction only cost a `ROLLBACK` round trip — and never hands it back to the pool; "
-      "whether a connector is paused is asked once per write transaction, not per message; an outcome's outbox "
-      "row is dropped or rescheduled with the batch's others in one executemany (a claim in the same transaction "
-      "runs them first); and the writer finds the driver connection once per transaction. Measured on the JSON "
-      "notice, one process, single passes before and after on the same machine: about 210 → 250 messages per "
-      "second, and PostgreSQL's own CPU per message from 1.7 to 1.0 ms.\n")
+      "either way, so the transaction only cost a `ROLLBACK` round trip — and never hands it back to the pool. "
+      "In a write transaction that several units share, the statements whose answers decide whether it may "
+      "commit — each idempotency answer's insert, each consent re-check (share-locked) and each outcome's "
+      "conditional update — go to the server as one pipeline just before the commit; where one is not as "
+      "expected (a key taken, a consent withdrawn, an exchange another attempt moved), the batch runs again unit "
+      "by unit and each decides as before (`store.queue_checked`, tested on both backends). Whether a connector "
+      "is paused is asked once per transaction, and an outcome's outbox row goes with the batch's others in one "
+      "executemany. Measured on the JSON notice, single passes before and after on the same machine: about 210 "
+      "→ 285 messages per second in one process (and 460 in two, where the last full run, on another machine, "
+      "had 311), and PostgreSQL's own CPU per message from 1.7 to 0.9 ms.\n")
     w("What is left is CPU in a Python process, which the GIL holds to about one core: uvicorn and Starlette "
       "(which the relay pays too), the validation, pseudonymisation, consent check, mapping and encryption, the "
       "rows and hash-chained audit entries of each exchange, and a log line and a span per step. Where Schakel "
@@ -561,13 +565,12 @@ def _gap(results: dict[str, Any], w: Any) -> None:
       "simulator is a Python process on the same two cores. Within that, an ordered route's messages still wait "
       "for a claim; handing them straight to the worker when nothing earlier is pending for the same client "
       "would save a transaction per message.")
-    w("2. **PostgreSQL:** its group commit runs on one writer thread, and that thread is the bottleneck: per "
-      "message it still waits for the server three times — the idempotency answer's insert, the consent re-check "
-      "under a share lock, and the outcome's conditional update — because each decides what the same "
-      "transaction does next. (More writer threads made it slower: each batch's seal of the audit chain and its "
-      "commit are serialised, and smaller batches meant more of them.) Sending a batch's statements as one "
-      "pipeline (psycopg 3's pipeline mode) or as set-based statements per batch would take those round trips "
-      "out; the reads before acceptance would then be next, on the loop with an asynchronous driver.")
+    w("2. **PostgreSQL:** now the event loop waits for the server: the reads before a message is accepted (the "
+      "stored idempotency answer, the partner, the consent register) are three round trips that block the loop. "
+      "Moving them to threads with pooled connections made it slower (a pool check and a `ROLLBACK` each, and "
+      "threads taking turns at the interpreter lock); an asynchronous driver on the loop, so that many "
+      "requests' reads are in flight at once, is next. More writer threads made it slower too: each batch's "
+      "seal of the audit chain and its commit are serialised, and smaller batches meant more of them.")
     w("3. **More processes,** on a machine with more cores than this one; on PostgreSQL the outbox is the only "
       "coordination between them, on SQLite the writer lock is. On these two cores the partner simulator and "
       "wrk use part of the second core.")

@@ -15,6 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.core.store import DATA_ERRORS
+
 MEDIA_TYPE = "application/problem+json"
 
 # slug -> (HTTP status, title). The slugs are a public contract: never rename one.
@@ -104,6 +106,15 @@ def install(app: FastAPI) -> None:
         return Problem("validation-failed", "One or more fields are missing or invalid.", extensions={"errors": errors}).response(
             request.url.path
         )
+
+    async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
+        # A value the database cannot hold (PostgreSQL takes no NUL character in text, nor a number
+        # out of its column's range): the client's input, refused; its transaction rolled back.
+        return Problem("validation-failed", "A value in the request cannot be stored (a NUL character, or a number "
+                                            "out of range).").response(request.url.path)
+
+    for error in DATA_ERRORS:
+        app.add_exception_handler(error, _unstorable)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -26,6 +26,26 @@ from gateway.core.sql import DriverConnection
 
 T = TypeVar("T")
 
+
+def _data_errors() -> tuple[type[Exception], ...]:
+    """The errors that say a value cannot be stored, from SQLAlchemy and from each driver (the
+    hot statements run on the driver's own cursor, unwrapped)."""
+    import sqlite3
+
+    from sqlalchemy.exc import DataError
+
+    found: list[type[Exception]] = [DataError, sqlite3.DataError]
+    try:
+        import psycopg
+    except ImportError:  # SQLite only
+        pass
+    else:
+        found.append(psycopg.DataError)
+    return tuple(found)
+
+
+DATA_ERRORS = _data_errors()
+
 log = structlog.get_logger("gateway.store")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"

@@ -95,3 +95,22 @@ def test_only_an_administrator_changes_partners(live_gateway):
         pause = worker.post("/api/v1/connectors/webhook/pause", json={"reason": "niet mijn taak"})
     assert refused.status_code == pause.status_code == 403
     assert refused.json()["type"] == "/problems/forbidden"
+
+
+def test_a_nul_character_in_a_filter_is_refused_as_invalid_input_not_a_server_error(live_gateway):
+    """Found by schemathesis at 100 examples: PostgreSQL stores no NUL in text, and the driver's
+    error became a 500. It is the client's input, so it is a 422 problem on either backend, and
+    a request with a NUL in a JSON string gets the same."""
+    with live_gateway.client() as admin:
+        listed = admin.get("/api/v1/partners", params={"connector_type": "web\x00hook"})
+        created = admin.post("/api/v1/partners", json={
+            "id": "regio-nul", "connector_type": "webhook", "name": "Regio\x00Nul",
+            "endpoint": "http://127.0.0.1:9/inbox"})
+        assert admin.get("/api/v1/partners").status_code == 200  # and the gateway goes on
+    assert listed.status_code in (200, 422)
+    if live_gateway.gw.store.is_postgres:
+        assert listed.status_code == 422 and listed.headers["content-type"] == "application/problem+json"
+        assert listed.json()["type"].endswith("/validation-failed")
+    assert created.status_code in (201, 422), created.text
+    if live_gateway.gw.store.is_postgres:
+        assert created.status_code == 422
