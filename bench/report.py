@@ -555,6 +555,14 @@ def _gap(results: dict[str, Any], w: Any) -> None:
       "executemany. Measured on the JSON notice, single passes before and after on the same machine: about 210 "
       "→ 285 messages per second in one process (and 460 in two, where the last full run, on another machine, "
       "had 311), and PostgreSQL's own CPU per message from 1.7 to 0.9 ms.\n")
+    w("The previous full run (session 6, commit `db272c1`, on an AMD EPYC machine) had Schakel at the bare "
+      "relay's rate for the JSON notice on SQLite in one process (670.1 against 663.1 per second, within noise). "
+      "This run's machine has another CPU (see above), and on it the same comparison is below the relay for "
+      "session 6's code too: single passes at the start of session 7, before any change, gave Schakel 585.7 and "
+      "the relay 648.7 per second. The Intel machine also lets the relay's two processes use both cores "
+      "(1,245.5 per second against 675.1 on the AMD one). Session 7 changed little on SQLite's path for the "
+      "JSON notice (an outcome's outbox row is deleted with the batch's others); what moved are the PostgreSQL "
+      "figures, and the WMO301 figures, mostly because the load now spreads over many clients.\n")
     w("What is left is CPU in a Python process, which the GIL holds to about one core: uvicorn and Starlette "
       "(which the relay pays too), the validation, pseudonymisation, consent check, mapping and encryption, the "
       "rows and hash-chained audit entries of each exchange, and a log line and a span per step. Where Schakel "
