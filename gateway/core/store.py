@@ -188,7 +188,9 @@ def queue_checked(session: Session, statement: Any, params: dict[str, Any],
 def run_queued_changes(session: Session) -> None:
     checked = session.info.pop("checked_pending", None)
     if checked:
-        for statement, params in checked.items():
+        # Reads (a consent's share lock) before writes: a consent withdrawal locks the consent
+        # first and the exchanges after it, and taking them in the same order leaves no cycle.
+        for statement, params in sorted(checked.items(), key=lambda item: not any(accept for _, accept in item[1])):
             if not params:
                 continue
             rows = statement.many_first(session, [values for values, _ in params])
