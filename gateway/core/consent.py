@@ -19,7 +19,7 @@ from gateway.core import audit
 from gateway.core.exchange import transition
 from gateway.core.models import Consent, Exchange, OutboxItem, utcnow
 from gateway.core.problems import Problem
-from gateway.core.sql import Bind, Statement
+from gateway.core.sql import Bind, Read, Statement
 
 if TYPE_CHECKING:
     from gateway.core.models import Partner
@@ -87,13 +87,18 @@ _ACTIVE_FOR_PURPOSE = Statement(
     .order_by(_TABLE.c.recorded_at.desc()))
 
 
+def active_read(subject: str, purpose: str) -> Read:
+    """The look-up :func:`find_active` makes, for :func:`gateway.core.sql.prefetch`."""
+    return Read(_ACTIVE_FOR_PURPOSE, subject=subject, purpose=purpose)
+
+
 def find_active(session: Bind, subject: str, partner: "Partner", partner_kinds: set[str], purpose: str,
                 categories: tuple[str, ...], at: datetime | None = None) -> Any:
     """The client's newest active consent that covers this partner, purpose and data categories:
     its row (read on every submission, and only looked at), or None."""
     at = at or utcnow()
     wanted = set(categories)
-    for consent in _ACTIVE_FOR_PURPOSE.all(session, subject=subject, purpose=purpose):
+    for consent in active_read(subject, purpose).all(session):
         if consent.partner_id != partner.id and consent.partner_kind not in partner_kinds:
             continue
         if is_valid(consent, at) and wanted <= set(consent.data_categories or []):

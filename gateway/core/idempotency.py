@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from gateway.core.models import InboundRequest, utcnow
 from gateway.core.problems import Problem
-from gateway.core.sql import Bind, Statement
+from gateway.core.sql import Bind, Read, Statement
 from gateway.core.store import Store, defer_checks, queue_checked
 
 MAX_KEY_LENGTH = 255
@@ -107,10 +107,15 @@ def lookup(store: Store, source: str, key: str, body_fingerprint: str) -> Stored
         return lookup_in(session, source, key, body_fingerprint)
 
 
+def lookup_read(source: str, key: str) -> Read:
+    """The look-up :func:`lookup_in` makes, for :func:`gateway.core.sql.prefetch`."""
+    return Read(_BY_KEY, source=source, key=key)
+
+
 def lookup_in(session: Bind, source: str, key: str, body_fingerprint: str) -> StoredAnswer | None:
     """:func:`lookup` within a read transaction the caller already has."""
     check_key(key)
-    row = _BY_KEY.first(session, source=source, key=key)
+    row = lookup_read(source, key).first(session)
     return None if row is None else _answer_of(row, body_fingerprint, utcnow())
 
 

@@ -18,7 +18,7 @@ from gateway.core import audit
 from gateway.core.crypto import Box
 from gateway.core.models import ConnectorState, OutboxItem, Partner, PartnerRoute, utcnow
 from gateway.core.problems import Problem, field_errors
-from gateway.core.sql import Bind, Statement
+from gateway.core.sql import Bind, Read, Statement
 
 if TYPE_CHECKING:
     from gateway.core.connectors import ConnectorManifest
@@ -206,9 +206,14 @@ _BY_ROUTE = Statement(
            _ROUTING.c.value == bindparam("value")))
 
 
+def find_read(partner_id: str) -> Read:
+    """The look-up :func:`find` makes, for :func:`gateway.core.sql.prefetch`."""
+    return Read(_BY_ID, id=partner_id)
+
+
 def find(session: Bind, partner_id: str) -> PartnerRow | None:
     """The partner's row, or None."""
-    return _BY_ID.first(session, id=partner_id)
+    return find_read(partner_id).first(session)
 
 
 def find_many(session: Session, partner_ids: Iterable[str]) -> dict[str, PartnerRow]:
@@ -217,14 +222,24 @@ def find_many(session: Session, partner_ids: Iterable[str]) -> dict[str, Partner
         select(PARTNERS).where(PARTNERS.c.id.in_(sorted(set(partner_ids)))))}
 
 
+def resolve_read(connector_type: str, attribute: str, value: str) -> Read:
+    """The look-up :func:`resolve` makes, for :func:`gateway.core.sql.prefetch`."""
+    return Read(_BY_ROUTE, connector_type=connector_type, attribute=attribute, value=value)
+
+
 def resolve(session: Bind, connector_type: str, attribute: str, value: str) -> PartnerRow | None:
     """The row of the partner of ``connector_type`` that serves this attribute value, or None."""
-    return _BY_ROUTE.first(session, connector_type=connector_type, attribute=attribute, value=value)
+    return resolve_read(connector_type, attribute, value).first(session)
+
+
+def only_partner_read(connector_type: str) -> Read:
+    """The look-up :func:`only_partner` makes, for :func:`gateway.core.sql.prefetch`."""
+    return Read(_BY_TYPE, connector_type=connector_type)
 
 
 def only_partner(session: Bind, connector_type: str) -> PartnerRow | None:
     """The row of the one partner of ``connector_type``; None if there is none or more than one."""
-    partners = _BY_TYPE.all(session, connector_type=connector_type)
+    partners = only_partner_read(connector_type).all(session)
     return partners[0] if len(partners) == 1 else None
 
 

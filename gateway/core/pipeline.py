@@ -33,7 +33,7 @@ from gateway.core.models import Exchange, OutboxItem, utcnow
 from gateway.core.policy import Decision, Request
 from gateway.core.problems import Problem
 from gateway.core.routing import Route
-from gateway.core.sql import Bind
+from gateway.core.sql import Bind, Read, prefetch
 from gateway.core.store import queue_insert
 
 if TYPE_CHECKING:
@@ -153,11 +153,18 @@ class Pipeline:
                 correlation_id = parsed.correlation_id
             key = idempotency_key or (f"message-id:{parsed.partner_message_id}" if parsed.partner_message_id else None)
             claim = None if key is None else (principal.source, key, idempotency.fingerprint(request_body or body))
+            subject = ((parsed.subject if parsed.subject_is_pseudonym else self.gw.pseudonymise(parsed.subject))
+                       if parsed.subject else None)
+            # The three look-ups below do not depend on each other's answers: where each is a
+            # round trip (PostgreSQL), they go to the server together.
+            reads = [*self._partner_reads(route, parsed), *self.gw.policy.reads(route.id, subject, claimed_basis)]
+            if claim is not None:
+                idempotency.check_key(claim[1])
+                reads.append(idempotency.lookup_read(claim[0], claim[1]))
+            prefetch(session, reads)
             stored = None if claim is None else idempotency.lookup_in(session, *claim)
             if stored is not None:
                 return Answer(stored.status, stored.body, stored.media_type, replayed=True)
-            subject = ((parsed.subject if parsed.subject_is_pseudonym else self.gw.pseudonymise(parsed.subject))
-                       if parsed.subject else None)
             partner = self._resolve_partner(session, route, parsed)
             with tracer.start_as_current_span("pipeline.authorise"):
                 decision = self.gw.policy.authorise(session, Request("submit", route, partner, subject,
@@ -203,6 +210,15 @@ class Pipeline:
         if parsed is None:
             raise Problem("unknown-message-type", f"No enabled plugin parses message type {route.message_type}.")
         return parsed
+
+    def _partner_reads(self, route: Route, parsed: ParsedMessage) -> list[Read]:
+        """The look-up :meth:`_resolve_partner` will make (none where it will refuse first)."""
+        if parsed.partner_id:
+            return [partner_registry.find_read(parsed.partner_id)]
+        if route.partner_attribute:
+            value = parsed.attributes.get(route.partner_attribute)
+            return [partner_registry.resolve_read(route.target, route.partner_attribute, value)] if value else []
+        return [partner_registry.only_partner_read(route.target)]
 
     def _resolve_partner(self, session: Bind, route: Route, parsed: ParsedMessage) -> partner_registry.PartnerRow:
         if parsed.partner_id:

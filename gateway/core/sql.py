@@ -32,11 +32,12 @@ class DriverConnection:
     """A DBAPI connection checked out of an engine's pool, with the engine's dialect: what
     :meth:`gateway.core.store.Store.reading_rows` hands out, for statements and nothing else."""
 
-    __slots__ = ("driver", "dialect")
+    __slots__ = ("driver", "dialect", "prefetched")
 
     def __init__(self, driver: Any, dialect: Dialect) -> None:
         self.driver = driver
         self.dialect = dialect
+        self.prefetched: dict[Any, list[Any]] = {}  # Read.key -> its rows (see prefetch)
 
 
 Bind = Connection | Session | DriverConnection
@@ -166,4 +167,59 @@ class Statement:
             cursor.executemany(compiled.sql, [compiled.arguments(p) for p in params])
             return int(cursor.rowcount)
         finally:
+            cursor.close()
+
+
+class Read:
+    """One look-up: a statement and its parameters. A module that reads a row on a hot path
+    builds its :class:`Read` in a function of its own and runs it with :meth:`all` or
+    :meth:`first`, so that a caller about to make several look-ups can :func:`prefetch` exactly
+    the reads the module will make."""
+
+    __slots__ = ("statement", "params", "key")
+
+    def __init__(self, statement: Statement, **params: Any) -> None:
+        self.statement, self.params = statement, params
+        self.key = (id(statement), tuple(params.items()))
+
+    def all(self, bind: Bind) -> list[Any]:
+        if isinstance(bind, DriverConnection) and bind.prefetched:
+            rows = bind.prefetched.pop(self.key, None)
+            if rows is not None:
+                return rows
+        return self.statement.all(bind, **self.params)
+
+    def first(self, bind: Bind) -> Any:
+        rows = self.all(bind)
+        return rows[0] if rows else None
+
+
+def prefetch(bind: Bind, reads: Iterable[Read]) -> None:
+    """Run these reads now, in one round trip, and keep their rows on ``bind`` for the
+    :meth:`Read.all` that asks for each (once).
+
+    On PostgreSQL every statement is a round trip to the server, and the event loop's reads block
+    it until the answer comes (see :meth:`gateway.core.store.Store.reading_rows`): a request's
+    independent look-ups sent as one pipeline cost one wait instead of one each. Each still runs
+    as its own statement, so it sees what it would have seen a moment later (under READ COMMITTED,
+    each statement reads the latest commits). SQLite answers in-process: nothing to save there,
+    and nothing is done."""
+    if not isinstance(bind, DriverConnection) or bind.dialect.name != "postgresql":
+        return
+    wanted = list({read.key: read for read in reads}.values())
+    if len(wanted) < 2:
+        return
+    driver = bind.driver
+    sent: list[tuple[Read, _Compiled, Any]] = []
+    try:
+        with driver.pipeline():
+            for read in wanted:
+                compiled, _ = read.statement._for(bind)
+                cursor = driver.cursor()
+                sent.append((read, compiled, cursor))
+                cursor.execute(compiled.sql, compiled.arguments(read.params))
+        for read, compiled, cursor in sent:
+            bind.prefetched[read.key] = compiled.rows(cursor.fetchall())
+    finally:
+        for _, _, cursor in sent:
             cursor.close()

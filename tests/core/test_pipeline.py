@@ -144,3 +144,29 @@ def test_the_hand_off_checks_the_basis_again_inside_its_own_transaction(gw):
     draft.state = "queued"  # as the hand-off sees it, in the transaction that queues it
     with gw.store.transaction() as session:
         assert start_now(gw, session, draft, partner, b"{}", partner_registry.view(partner, gw.box)) is None
+
+
+def test_the_look_ups_before_a_message_is_accepted_are_prefetched_and_each_answer_is_the_one_read(gw, monkeypatch):
+    """Whether the key was answered before, the partner and the consent: on PostgreSQL the three
+    go to the server as one pipeline, and each module then reads exactly what was prefetched for
+    it (none is left over, none read again). On SQLite nothing is prefetched."""
+    import gateway.core.pipeline as pipeline_module
+
+    grant_consent(gw, "C-1001", partner_id="partner-a")
+    seen: list[tuple[Any, list[Any], int]] = []
+    real_prefetch = pipeline_module.prefetch
+
+    def watched(bind, reads):
+        reads = list(reads)
+        real_prefetch(bind, reads)
+        seen.append((bind, reads, len(bind.prefetched)))
+
+    monkeypatch.setattr(pipeline_module, "prefetch", watched)
+    answer = asyncio.run(gw.pipeline.submit_async("webhook.notice", json.dumps(notice("r-pre")).encode(),
+                                                  "application/json", WORKER, idempotency_key="k-pre"))
+    assert answer.status == 202 and answer.body["state"] == "queued"
+    ((bind, reads, prefetched),) = seen
+    assert sorted(read.statement.statement.froms[0].name for read in reads) == [
+        "consents", "inbound_requests", "partners"]
+    assert prefetched == (3 if gw.store.dialect == "postgresql" else 0)
+    assert bind.prefetched == {}

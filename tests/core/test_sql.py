@@ -4,13 +4,16 @@ row counts."""
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import bindparam, delete, insert, select, update
 
 from gateway.core.models import InboundRequest, Partner, utcnow
-from gateway.core.sql import Statement
+from gateway.core.sql import Read, Statement, prefetch
 from gateway.core.store import Store, upgrade
 
 PARTNERS = Partner.__table__
@@ -47,6 +50,74 @@ def test_a_row_reads_as_it_does_through_sqlalchemy(store):
     assert row.credentials_encrypted == b"\x00\x01secret"
     assert row.state_changed_at == datetime(2026, 12, 1, 8, 30, tzinfo=timezone.utc)
     assert row.created_at.tzinfo == timezone.utc
+
+
+@contextmanager
+def round_trips(driver) -> Iterator[list[int]]:
+    """How many times the client waited for PostgreSQL (each wait ends with the server's
+    ReadyForQuery), from libpq's own trace of the protocol."""
+    counted: list[int] = []
+    with tempfile.TemporaryFile("w+") as trace:
+        driver.pgconn.trace(trace.fileno())
+        try:
+            yield counted
+        finally:
+            driver.pgconn.untrace()
+            trace.seek(0)
+            counted.append(sum(1 for line in trace if "\tReadyForQuery" in line))
+
+
+BY_ID = Statement(select(PARTNERS).where(PARTNERS.c.id == bindparam("id")))
+BY_TYPE = Statement(select(PARTNERS.c.id).where(PARTNERS.c.connector_type == bindparam("kind")).order_by(PARTNERS.c.id))
+
+
+def store_at(url: str) -> Iterator[Store]:
+    upgrade(url)
+    store = Store(url)
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def postgres_store(postgres_url):
+    yield from store_at(postgres_url)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
+    yield from store_at(f"sqlite:///{tmp_path / 'schakel.db'}")
+
+
+def test_prefetched_reads_on_postgresql_wait_once_for_all_of_them_and_read_what_each_would_have(postgres_store):
+    store = postgres_store
+    for n in range(3):
+        add_partner(store, f"p-{n}")
+    reads = [Read(BY_ID, id="p-1"), Read(BY_TYPE, kind="webhook"), Read(BY_ID, id="nobody")]
+    with store.reading_rows() as connection:
+        expected = [read.statement.all(connection, **read.params) for read in reads]
+        with round_trips(connection.driver) as alone:
+            for read in reads:
+                read.statement.all(connection, **read.params)
+        with round_trips(connection.driver) as together:
+            prefetch(connection, reads)
+        with round_trips(connection.driver) as afterwards:
+            got = [read.all(connection) for read in reads]
+        assert got == expected and expected[2] == [] and len(expected[1]) == 3
+        assert (alone, together, afterwards) == ([3], [1], [0])
+        # Each prefetched answer is used once: asked again, the read goes to the server.
+        with round_trips(connection.driver) as again:
+            assert reads[0].first(connection).id == "p-1"
+        assert again == [1]
+
+
+def test_on_sqlite_prefetch_leaves_every_read_to_run_when_it_is_asked(sqlite_store):
+    store = sqlite_store
+    add_partner(store, "p-1")
+    read = Read(BY_ID, id="p-1")
+    with store.reading_rows() as connection:
+        prefetch(connection, [read, Read(BY_TYPE, kind="webhook")])
+        assert connection.prefetched == {}
+        assert read.first(connection).name == "Partner p-1"
 
 
 def test_literals_in_a_statement_and_a_limit_are_bound_like_parameters(store):
