@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.core.ids import new_id
 from gateway.core.problems import Problem
 
 Scope = dict[str, Any]
@@ -113,12 +114,10 @@ class CorrelationId(HttpMiddleware):
     of the request and echoes it in the answer."""
 
     async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
-        import uuid
-
         import structlog
 
         given = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"x-correlation-id"), "")
-        correlation_id = (given or str(uuid.uuid4()))[:64]
+        correlation_id = (given or new_id())[:64]
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
 

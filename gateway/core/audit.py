@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
@@ -21,6 +20,7 @@ from typing import Any
 from sqlalchemy import BigInteger, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from gateway.core.ids import new_id
 from gateway.core.models import AuditEntry, UTCDateTime, utcnow
 from gateway.core.sql import Statement
 from gateway.core.store import insert_rows
@@ -117,7 +117,7 @@ def record(
     # A plain object with the entry's fields: the ORM's bookkeeping per entry is wasted on a row
     # that :func:`seal` inserts as a plain row anyway.
     entry = SimpleNamespace(
-        event_id=str(uuid.uuid4()),
+        event_id=new_id(),
         event_type=event_type,
         action_code=action_code,
         occurred_at=utcnow(),

@@ -12,7 +12,6 @@ of a group commit (:mod:`gateway.core.groupcommit`): concurrent requests share o
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from gateway.core import partners as partner_registry
 from gateway.core.auth import Principal
 from gateway.core.crypto import digest
 from gateway.core.exchange import draft, transition
+from gateway.core.ids import new_id
 from gateway.core.messages import InboundMessage, OutboundMessage, ParsedMessage
 from gateway.core.models import Exchange, OutboxItem, utcnow
 from gateway.core.policy import Decision, Request
@@ -139,7 +139,7 @@ class Pipeline:
         route = self.gw.registry.routes.get(route_id)
         if route is None:
             raise Problem("unknown-route", "No route with that id is configured.")
-        correlation_id = correlation_id or str(uuid.uuid4())
+        correlation_id = correlation_id or new_id()
         structlog.contextvars.bind_contextvars(correlation_id=correlation_id, route=route.id)
         # Everything this request reads, it reads in one transaction: who may send, whether the key
         # was answered before, the partner and the basis. Nothing is written here.
@@ -251,7 +251,7 @@ class Pipeline:
                  claim: tuple[str, str, str] | None, subject: str | None, partner: partner_registry.PartnerRow, decision: Decision,
                  received_at: datetime, worker: Any) -> "_Prepared":
         gw = self.gw
-        exchange_id = str(uuid.uuid4())
+        exchange_id = new_id()
         validated_at = utcnow()
         mapped_fields: dict[str, Any] = {}
         names: list[str] = []

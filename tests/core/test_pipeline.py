@@ -166,7 +166,7 @@ def test_the_look_ups_before_a_message_is_accepted_are_prefetched_and_each_answe
                                                   "application/json", WORKER, idempotency_key="k-pre"))
     assert answer.status == 202 and answer.body["state"] == "queued"
     ((bind, reads, prefetched),) = seen
-    assert sorted(read.statement.statement.froms[0].name for read in reads) == [
+    assert sorted(read.statement.statement.get_final_froms()[0].name for read in reads) == [
         "consents", "inbound_requests", "partners"]
     assert prefetched == (3 if gw.store.dialect == "postgresql" else 0)
     assert bind.prefetched == {}

@@ -1,0 +1,51 @@
+"""Random ids are version 4 UUIDs from the kernel's CSPRNG, drawn in bulk: never repeated, not
+across threads, and not by a forked child that inherited a partly used draw."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+
+from gateway.core.ids import new_id, uuid4
+
+
+def test_ids_are_random_version_4_uuids_and_never_repeat():
+    ids = [uuid4() for _ in range(20_000)]  # more than one draw from the kernel
+    assert all(i.version == 4 and i.variant == uuid.RFC_4122 for i in ids)
+    assert len(set(ids)) == len(ids)
+    text = new_id()
+    assert str(uuid.UUID(text)) == text and uuid.UUID(text).version == 4
+
+
+def test_threads_draw_their_own_ids():
+    found: list[list[uuid.UUID]] = [[] for _ in range(4)]
+
+    def draw(out: list[uuid.UUID]) -> None:
+        out.extend(uuid4() for _ in range(1_000))
+
+    threads = [threading.Thread(target=draw, args=(out,)) for out in found]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [i for out in found for i in out]
+    assert len(set(every)) == 4_000
+
+
+def test_a_forked_child_does_not_hand_out_the_ids_its_parent_drew():
+    uuid4()  # the parent has a draw, most of it unused
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        try:
+            os.write(write, b"".join(uuid4().bytes for _ in range(8)))
+        finally:
+            os._exit(0)
+    os.close(write)
+    child = os.read(read, 16 * 8)
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent = b"".join(uuid4().bytes for _ in range(8))
+    assert len(child) == 128 and child != parent
+    assert not {child[i:i + 16] for i in range(0, 128, 16)} & {parent[i:i + 16] for i in range(0, 128, 16)}
