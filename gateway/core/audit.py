@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from gateway.core.ids import new_id
 from gateway.core.models import AuditEntry, UTCDateTime, utcnow
-from gateway.core.sql import Statement
+from gateway.core.sql import Sent, Statement
 from gateway.core.store import insert_rows
 
 GENESIS = "0" * 64
@@ -92,6 +92,19 @@ def _lock_and_head(session: Session) -> str:
     return head.hash if head is not None else GENESIS
 
 
+def send_lock_and_head(session: Session) -> tuple[Sent, Sent]:
+    """:func:`_lock_and_head` on PostgreSQL, sent without waiting for the answers (in a pipeline,
+    see :meth:`gateway.core.store.Store.finish_batch`); :func:`head_of` reads them."""
+    return _CHAIN_LOCK.send(session, key=_ADVISORY_LOCK), _HEAD.send(session)
+
+
+def head_of(sent: tuple[Sent, Sent]) -> str:
+    lock, head = sent
+    lock.rows()
+    rows = head.rows()
+    return rows[0].hash if rows else GENESIS
+
+
 def record(
     session: Session,
     event_type: str,
@@ -151,7 +164,12 @@ def seal(session: Session) -> int:
     session.flush()  # every other change first, so no row lock is taken after the chain lock
     if not pending:
         return 0
-    head = _lock_and_head(session)
+    return chain_and_insert(session, _lock_and_head(session), pending)
+
+
+def chain_and_insert(session: Session, head: str, pending: list[Any]) -> int:
+    """Chain the entries onto ``head`` (read under the chain lock this transaction holds) and insert
+    them; returns how many."""
     for entry in pending:
         entry.prev_hash = head
         entry.hash = head = entry_hash(head, entry)

@@ -144,18 +144,34 @@ class Statement:
         """The statement once for each parameter set, in one driver call (psycopg sends them as one
         pipeline), and the first row each one returned (``None`` where it returned none): for a
         statement with ``RETURNING``, which of them changed their row. PostgreSQL only."""
+        return self.send_many(bind, params).firsts()
+
+    def send(self, bind: Bind, **params: Any) -> "Sent":
+        """Execute the statement and leave its answer to be read later (:meth:`Sent.rows`). Inside
+        a psycopg pipeline nothing waits for the server here: the answers of everything sent come
+        back together at the pipeline's next sync."""
         compiled, driver = self._for(bind)
         cursor = driver.cursor()
+        sent = Sent(compiled, cursor)
+        try:
+            cursor.execute(compiled.sql, compiled.arguments(params))
+        except BaseException:
+            sent.close()
+            raise
+        return sent
+
+    def send_many(self, bind: Bind, params: list[dict[str, Any]]) -> "Sent":
+        """:meth:`send` once for each parameter set, in one driver call, keeping every answer
+        (:meth:`Sent.firsts`). PostgreSQL only."""
+        compiled, driver = self._for(bind)
+        cursor = driver.cursor()
+        sent = Sent(compiled, cursor)
         try:
             cursor.executemany(compiled.sql, [compiled.arguments(p) for p in params], returning=True)
-            firsts: list[Any] = []
-            while True:
-                row = cursor.fetchone()
-                firsts.append(None if row is None else compiled.rows([row])[0])
-                if not cursor.nextset():
-                    return firsts
-        finally:
-            cursor.close()
+        except BaseException:
+            sent.close()
+            raise
+        return sent
 
     def many(self, bind: Bind, params: list[dict[str, Any]]) -> int:
         """The statement once for each parameter set, in one driver call; rows changed in all."""
@@ -168,6 +184,37 @@ class Statement:
             return int(cursor.rowcount)
         finally:
             cursor.close()
+
+
+class Sent:
+    """A statement sent with :meth:`Statement.send` or :meth:`Statement.send_many`, its answer not
+    read yet. Reading it closes its cursor."""
+
+    __slots__ = ("compiled", "cursor")
+
+    def __init__(self, compiled: _Compiled, cursor: Any) -> None:
+        self.compiled, self.cursor = compiled, cursor
+
+    def rows(self) -> list[Any]:
+        try:
+            return self.compiled.rows(self.cursor.fetchall())
+        finally:
+            self.close()
+
+    def firsts(self) -> list[Any]:
+        """The first row of each parameter set's answer (``None`` where it had none)."""
+        try:
+            firsts: list[Any] = []
+            while True:
+                row = self.cursor.fetchone()
+                firsts.append(None if row is None else self.compiled.rows([row])[0])
+                if not self.cursor.nextset():
+                    return firsts
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.cursor.close()
 
 
 class Read:
@@ -209,17 +256,13 @@ def prefetch(bind: Bind, reads: Iterable[Read]) -> None:
     wanted = list({read.key: read for read in reads}.values())
     if len(wanted) < 2:
         return
-    driver = bind.driver
-    sent: list[tuple[Read, _Compiled, Any]] = []
+    sent: list[tuple[Read, Sent]] = []
     try:
-        with driver.pipeline():
+        with bind.driver.pipeline():
             for read in wanted:
-                compiled, _ = read.statement._for(bind)
-                cursor = driver.cursor()
-                sent.append((read, compiled, cursor))
-                cursor.execute(compiled.sql, compiled.arguments(read.params))
-        for read, compiled, cursor in sent:
-            bind.prefetched[read.key] = compiled.rows(cursor.fetchall())
+                sent.append((read, read.statement.send(bind, **read.params)))
+        for read, answer in sent:
+            bind.prefetched[read.key] = answer.rows()
     finally:
-        for _, _, cursor in sent:
-            cursor.close()
+        for _, answer in sent:
+            answer.close()

@@ -185,22 +185,62 @@ def queue_checked(session: Session, statement: Any, params: dict[str, Any],
     session.info.setdefault("checked_pending", {}).setdefault(statement, []).append((params, accept))
 
 
+def _checked_in_order(session: Session) -> list[tuple[Any, list[tuple[dict[str, Any], Any]]]]:
+    checked = session.info.pop("checked_pending", None) or {}
+    # Reads (a consent's share lock) before writes: a consent withdrawal locks the consent first
+    # and the exchanges after it, and taking them in the same order leaves no cycle.
+    return [(statement, params) for statement, params in
+            sorted(checked.items(), key=lambda item: not any(accept for _, accept in item[1])) if params]
+
+
+def _as_expected(rows: list[Any], params: list[tuple[dict[str, Any], Any]]) -> None:
+    if any(row is None if accept is None else not accept(row) for row, (_, accept) in zip(rows, params)):
+        raise Contended(f"{len(params)} checked statements, not all of them as expected")
+
+
 def run_queued_changes(session: Session) -> None:
-    checked = session.info.pop("checked_pending", None)
-    if checked:
-        # Reads (a consent's share lock) before writes: a consent withdrawal locks the consent
-        # first and the exchanges after it, and taking them in the same order leaves no cycle.
-        for statement, params in sorted(checked.items(), key=lambda item: not any(accept for _, accept in item[1])):
-            if not params:
-                continue
-            rows = statement.many_first(session, [values for values, _ in params])
-            if any(row is None if accept is None else not accept(row) for row, (_, accept) in zip(rows, params)):
-                raise Contended(f"{len(params)} checked statements, not all of them as expected")
+    for statement, params in _checked_in_order(session):
+        _as_expected(statement.many_first(session, [values for values, _ in params]), params)
     pending = session.info.pop("changes_pending", None)
     if pending:
         for statement, params in pending.items():
             if params:
                 statement.many(session, params)
+
+
+def _finish_in_one_pipeline(session: Session) -> None:
+    """:meth:`Store.finish_batch` on PostgreSQL with nothing left for the ORM to flush: the checked
+    statements, the queued changes and inserts, and the audit chain's lock and head go to the
+    server as one pipeline, in that order, so the batch waits for the server once here (and once
+    more for its audit entries) instead of once per statement. The writer thread waiting for each
+    answer also waits, each time, for the interpreter lock the event loop holds meanwhile; that, more
+    than the network, is what a round trip costs it under load."""
+    from gateway.core.audit import chain_and_insert, head_of, send_lock_and_head
+
+    pending_audit: list[Any] = session.info.pop("audit_pending", [])
+    inserts = session.info.pop("inserts_pending", None) or {}
+    changes = session.info.pop("changes_pending", None) or {}
+    checks: list[tuple[Any, list[tuple[dict[str, Any], Any]]]] = []
+    head: Any = None
+    try:
+        with session.info["driver"].pipeline():
+            for statement, params in _checked_in_order(session):
+                checks.append((statement.send_many(session, [values for values, _ in params]), params))
+            for statement, params in changes.items():
+                if params:
+                    statement.many(session, params)
+            for table in _tables_in_order():
+                if inserts.get(table):
+                    insert_rows(session, table, inserts[table])
+            if pending_audit:
+                head = send_lock_and_head(session)
+        for sent, params in checks:
+            _as_expected(sent.firsts(), params)
+        if head is not None:
+            chain_and_insert(session, head_of(head), pending_audit)
+    finally:
+        for sent in [*(sent for sent, _ in checks), *(head or ())]:
+            sent.close()
 
 
 def insert_queued(session: Session) -> None:
@@ -343,6 +383,9 @@ class Store:
         """What goes in last before the commit: the queued rows, then the sealed audit entries."""
         from gateway.core.audit import seal
 
+        if session.get_bind().dialect.name == "postgresql" and not (session.new or session.dirty or session.deleted):
+            _finish_in_one_pipeline(session)
+            return
         run_queued_changes(session)
         insert_queued(session)
         seal(session)

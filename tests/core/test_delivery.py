@@ -332,9 +332,9 @@ def test_an_outcome_another_attempt_already_recorded_is_not_written_again_and_th
     assert outbox.record(gw, raced, ok) == "delivered"  # the other attempt's outcome, first
 
     piped: list[int] = []
-    many_first = Statement.many_first
-    monkeypatch.setattr(Statement, "many_first",
-                        lambda self, bind, params: piped.append(len(params)) or many_first(self, bind, params))
+    send_many = Statement.send_many
+    monkeypatch.setattr(Statement, "send_many",
+                        lambda self, bind, params: piped.append(len(params)) or send_many(self, bind, params))
     tickets = gw.store.group.run_many(
         [lambda session, a=attempt: outbox._record(gw, session, a, ok) for attempt in attempts])
     assert [ticket.result() for ticket in tickets] == ["delivered"] * 3

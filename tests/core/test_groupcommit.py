@@ -264,9 +264,9 @@ def test_a_key_taken_meanwhile_fails_only_its_own_unit_of_a_shared_batch(gw, mon
     from gateway.core.sql import Statement
 
     piped: list[int] = []
-    many_first = Statement.many_first
-    monkeypatch.setattr(Statement, "many_first",
-                        lambda self, bind, params: piped.append(len(params)) or many_first(self, bind, params))
+    send_many = Statement.send_many
+    monkeypatch.setattr(Statement, "send_many",
+                        lambda self, bind, params: piped.append(len(params)) or send_many(self, bind, params))
 
     def answer(key: str):
         def unit(session):

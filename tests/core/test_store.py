@@ -152,3 +152,88 @@ def _pause_webhook(store) -> None:
 
     with store.transaction() as session:
         session.add(ConnectorState(connector_type="webhook", state="paused"))
+
+
+def test_on_postgresql_a_shared_batch_finishes_with_two_waits_for_the_server(postgres_url, monkeypatch):
+    """Before its commit a batch sends what it queued — the checked statements, the changes, the
+    inserts and the audit chain's lock and head — as one pipeline, then its chained audit entries:
+    the writer waits for the server twice, however many statements and tables that is. Everything
+    lands, and the chain verifies."""
+    from sqlalchemy import bindparam, delete, select
+
+    from gateway.core import audit, audit_chain, idempotency
+    from gateway.core import partners as partner_registry
+    from gateway.core.models import AuditEntry, ConnectorState, InboundRequest
+    from gateway.core.sql import Statement
+    from gateway.core.store import Store, queue_change, queue_insert
+    from tests.core.test_sql import round_trips
+
+    upgrade(postgres_url)
+    store = Store(postgres_url)
+    drop = Statement(delete(ConnectorState.__table__).where(ConnectorState.connector_type == bindparam("kind")))
+    waits: list[int] = []
+    finish = Store.finish_batch
+
+    def traced(session):
+        with round_trips(session.info["driver"]) as counted:
+            finish(session)
+        waits.extend(counted)
+
+    def unit(n: int):
+        def write(session):
+            # As on the hot path, where the connector's pause is read first: the transaction's
+            # BEGIN goes with that read (psycopg waits for a BEGIN sent in a pipeline on its own).
+            partner_registry.is_connector_paused(session, "webhook")
+            idempotency.store_answer(session, "test-source", f"k-{n}", "sha256:same", 202, {"n": n},
+                                     "application/json", None)  # a checked insert
+            queue_insert(session, ConnectorState, {"connector_type": f"kind-{n}"})
+            queue_change(session, drop, {"kind": "old"})
+            audit.record(session, "test.unit", actor=audit.Actor("test-user", "hulpverlener"), detail=f"unit {n}")
+            return n
+        return write
+
+    try:
+        with store.transaction() as session:
+            session.add(ConnectorState(connector_type="old"))
+        monkeypatch.setattr(Store, "finish_batch", staticmethod(traced))
+        tickets = store.group.run_many([unit(n) for n in range(4)])
+        assert [ticket.result() for ticket in tickets] == [0, 1, 2, 3]
+        assert waits == [2]
+        with store.reading() as session:
+            assert set(session.scalars(select(ConnectorState.connector_type))) == {f"kind-{n}" for n in range(4)}
+            assert len(session.scalars(select(InboundRequest.key)).all()) == 4
+            assert sorted(session.scalars(select(AuditEntry.detail))) == [f"unit {n}" for n in range(4)]
+            assert audit_chain.verify(session).ok
+    finally:
+        store.dispose()
+
+
+def test_a_queued_insert_the_database_refuses_fails_only_its_own_unit_of_a_shared_batch(settings):
+    """A row refused when the batch's queued statements go to the server (on PostgreSQL, inside
+    their pipeline) rolls the batch back; run again unit by unit, only the unit that queued it
+    fails, and nothing of it is written."""
+    from sqlalchemy import select
+
+    from gateway.core import audit
+    from gateway.core.models import AuditEntry, ConnectorState
+    from gateway.core.store import queue_insert
+
+    gw = Gateway(settings)
+    upgrade(gw.store.url)
+
+    def unit(kind: str, detail: str):
+        def write(session):
+            queue_insert(session, ConnectorState, {"connector_type": kind})
+            audit.record(session, "test.unit", actor=audit.Actor("test-user", "hulpverlener"), detail=detail)
+            return detail
+        return write
+
+    try:
+        first, twice, last = gw.store.group.run_many([unit("a", "first"), unit("a", "twice"), unit("b", "last")])
+        assert (first.result(), last.result()) == ("first", "last")
+        assert twice.error is not None and "unique" in str(twice.error).lower()
+        with gw.store.reading() as session:
+            assert set(session.scalars(select(ConnectorState.connector_type))) == {"a", "b"}
+            assert sorted(session.scalars(select(AuditEntry.detail))) == ["first", "last"]
+    finally:
+        gw.store.dispose()
