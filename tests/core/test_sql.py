@@ -199,3 +199,32 @@ def test_utc_timestamps_are_stored_in_sqlalchemys_sqlite_format_and_read_back_in
     assert write(None) is None and read(None) is None
     with pytest.raises(ValueError, match="naive"):
         write(datetime(2026, 1, 1))
+
+
+def test_a_prefetched_read_the_database_refuses_raises_and_leaves_the_loops_connection_serving(postgres_store):
+    """A value PostgreSQL cannot take (a NUL in text) fails the whole prefetch with the driver's
+    DataError — the API answers that with a 422 — and the event loop's kept read connection, which
+    the next request reuses, still reads."""
+    import asyncio
+
+    import psycopg
+
+    store = postgres_store
+    add_partner(store, "p-1")
+
+    async def on_the_loop() -> list[object]:
+        store.group.attach(asyncio.get_running_loop())
+        try:
+            for _ in range(2):
+                with pytest.raises(psycopg.DataError):
+                    with store.reading_rows() as connection:
+                        prefetch(connection, [Read(BY_ID, id="a\x00b"), Read(BY_TYPE, kind="webhook")])
+            with store.reading_rows() as connection:
+                reads = [Read(BY_ID, id="p-1"), Read(BY_TYPE, kind="webhook")]
+                prefetch(connection, reads)
+                return [read.first(connection) for read in reads]
+        finally:
+            await store.group.detach()
+
+    partner, first_of_kind = asyncio.run(on_the_loop())
+    assert partner.id == "p-1" and first_of_kind.id == "p-1"
