@@ -554,7 +554,7 @@ def _gap(results: dict[str, Any], w: Any) -> None:
       "is paused is asked once per transaction, and an outcome's outbox row goes with the batch's others in one "
       "executemany. Measured on the JSON notice, single passes before and after on the same machine: about 210 "
       "→ 285 messages per second in one process (and 460 in two, where the last full run, on another machine, "
-      "had 311), and PostgreSQL's own CPU per message from 1.7 to 0.9 ms.\n")
+      "had 311), and PostgreSQL's own CPU per message from 1.7 to 0.9 ms.")
     w("13. **Look-ups and a batch's writes as pipelines on PostgreSQL** (session 8). The three reads before a "
       "message is accepted (whether its key was answered, the partner, the client's consents for the purpose) "
       "do not depend on each other, so they go to the server together (`sql.prefetch`) and the event loop "
