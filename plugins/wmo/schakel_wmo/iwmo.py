@@ -40,9 +40,12 @@ def namespace(bericht: str) -> str:
     return f"{VERSION_PREFIX}{bericht.lower()}/schema"
 
 
+@lru_cache(maxsize=32)  # one per message kind; identify() admits only the standard's
 def has_schema(bericht: str) -> bool:
     """Whether the official XSD of ``bericht`` ships with the plugin (WMO320's is not in our
-    reference set: a 320 is built by the same rule as a 302, and checked for that structure)."""
+    reference set: a 320 is built by the same rule as a 302, and checked for that structure).
+    The XSDs are package data and do not change while the process runs: asked once per kind,
+    not with a file-system call for every message."""
     return (XSD_DIR / f"{bericht}.xsd").exists()
 
 
@@ -172,7 +175,7 @@ def retour(bericht: str, root: etree._Element, codes: dict[str, list[str]] | Non
         if isinstance(node.tag, str) and node.tag.startswith(f"{{{source_ns}}}"):
             local = node.tag.split("}", 1)[1]
             if local in classes:
-                add_codes(node, codes.get(path_of(node), [ACCEPTED]))
+                add_codes(node, codes.get(path_of(node), [ACCEPTED]) if codes else [ACCEPTED])
     rename(copied)
     head = copied.find(f"{{{target_ns}}}Header")
     assert head is not None
