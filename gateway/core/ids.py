@@ -11,8 +11,10 @@ the kernel serves 256 ids.
 from __future__ import annotations
 
 import os
+import struct
 import threading
 import uuid
+from collections.abc import Iterator
 
 _IDS_PER_DRAW = 256
 _local = threading.local()
@@ -27,16 +29,20 @@ def _forget() -> None:
 os.register_at_fork(after_in_child=_forget)
 
 
+def _draw() -> Iterator[tuple[bytes]]:
+    return struct.iter_unpack("16s", os.urandom(16 * _IDS_PER_DRAW))
+
+
 def uuid4() -> uuid.UUID:
     """A random (version 4) UUID."""
-    state = _local.__dict__
-    pool: bytes | None = state.get("pool")
-    at: int = state.get("at", 0)
-    if pool is None or at >= len(pool):
-        pool, at = os.urandom(16 * _IDS_PER_DRAW), 0
-        state["pool"] = pool
-    state["at"] = at + 16
-    return uuid.UUID(bytes=pool[at:at + 16], version=4)
+    # Each id is one next() on the thread's own iterator — a single step in C — so not even a
+    # signal handler or finaliser that runs in between, on the same thread, can get the same bytes.
+    draws = getattr(_local, "draws", None)
+    raw = next(draws, None) if draws is not None else None
+    if raw is None:
+        draws = _local.draws = _draw()
+        raw = next(draws)
+    return uuid.UUID(bytes=raw[0], version=4)
 
 
 def new_id() -> str:

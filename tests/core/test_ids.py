@@ -4,9 +4,11 @@ across threads, and not by a forked child that inherited a partly used draw."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import uuid
 
+from gateway.core import ids
 from gateway.core.ids import new_id, uuid4
 
 
@@ -18,11 +20,24 @@ def test_ids_are_random_version_4_uuids_and_never_repeat():
     assert str(uuid.UUID(text)) == text and uuid.UUID(text).version == 4
 
 
-def test_threads_draw_their_own_ids():
+def test_threads_draw_their_own_ids(monkeypatch):
+    # Four threads that start together, each taking fewer ids than one draw holds: each must ask
+    # the kernel once for itself. A pool shared between threads would be asked once in all (and
+    # could hand two threads the same bytes).
+    draws: list[int] = []
+    real = ids.os.urandom
+
+    def urandom(n: int) -> bytes:
+        draws.append(n)
+        return real(n)
+
+    monkeypatch.setattr(ids.os, "urandom", urandom)
     found: list[list[uuid.UUID]] = [[] for _ in range(4)]
+    start = threading.Barrier(len(found))
 
     def draw(out: list[uuid.UUID]) -> None:
-        out.extend(uuid4() for _ in range(1_000))
+        start.wait()
+        out.extend(uuid4() for _ in range(100))
 
     threads = [threading.Thread(target=draw, args=(out,)) for out in found]
     for thread in threads:
@@ -30,7 +45,36 @@ def test_threads_draw_their_own_ids():
     for thread in threads:
         thread.join()
     every = [i for out in found for i in out]
-    assert len(set(every)) == 4_000
+    assert len(draws) == 4
+    assert len(set(every)) == 400
+
+
+def test_an_id_taken_in_the_middle_of_taking_one_is_another_id():
+    # A signal handler or finaliser may run between any two lines of uuid4 on the same thread:
+    # here another id is taken at every line of one call (and of a refill from the kernel).
+    nested: list[uuid.UUID] = []
+    busy: list[bool] = []
+
+    def at_every_line(frame, event, arg):
+        if event == "line" and not busy:
+            busy.append(True)
+            try:
+                nested.append(uuid4())
+            finally:
+                busy.pop()
+        return at_every_line
+
+    def tracer(frame, event, arg):
+        return at_every_line if frame.f_code is ids.uuid4.__code__ and not busy else None
+
+    ids._forget()  # the traced call must also draw afresh
+    sys.settrace(tracer)
+    try:
+        outer = [uuid4() for _ in range(3)]
+    finally:
+        sys.settrace(None)
+    assert len(nested) >= 6
+    assert len(set(nested + outer)) == len(nested) + len(outer)
 
 
 def test_a_forked_child_does_not_hand_out_the_ids_its_parent_drew():
