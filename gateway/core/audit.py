@@ -95,7 +95,12 @@ def _lock_and_head(session: Session) -> str:
 def send_lock_and_head(session: Session) -> tuple[Sent, Sent]:
     """:func:`_lock_and_head` on PostgreSQL, sent without waiting for the answers (in a pipeline,
     see :meth:`gateway.core.store.Store.finish_batch`); :func:`head_of` reads them."""
-    return _CHAIN_LOCK.send(session, key=_ADVISORY_LOCK), _HEAD.send(session)
+    lock = _CHAIN_LOCK.send(session, key=_ADVISORY_LOCK)
+    try:
+        return lock, _HEAD.send(session)
+    except BaseException:
+        lock.close()  # the caller never gets it to close
+        raise
 
 
 def head_of(sent: tuple[Sent, Sent]) -> str:

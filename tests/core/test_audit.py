@@ -166,3 +166,26 @@ def test_the_chain_has_one_head_when_many_threads_write_at_once(gw):
         list(pool.map(lambda _: write_entries(gw, 5), range(8)))
     result = verify(gw)
     assert result.ok and result.entries == 40
+
+
+def test_sending_the_chain_head_closes_the_lock_it_sent_if_the_head_cannot_be_sent(monkeypatch):
+    # In a pipeline (store._finish_in_one_pipeline) the caller only closes what it was handed back.
+    closed: list[str] = []
+
+    class SentLock:
+        def close(self) -> None:
+            closed.append("lock")
+
+    class Lock:
+        def send(self, session, **params):
+            return SentLock()
+
+    class Head:
+        def send(self, session, **params):
+            raise ConnectionError("the server went away")
+
+    monkeypatch.setattr(audit, "_CHAIN_LOCK", Lock())
+    monkeypatch.setattr(audit, "_HEAD", Head())
+    with pytest.raises(ConnectionError):
+        audit.send_lock_and_head(object())
+    assert closed == ["lock"]
