@@ -170,3 +170,33 @@ def test_the_look_ups_before_a_message_is_accepted_are_prefetched_and_each_answe
         "consents", "inbound_requests", "partners"]
     assert prefetched == (3 if gw.store.dialect == "postgresql" else 0)
     assert bind.prefetched == {}
+
+
+@pytest.mark.parametrize("shape", ["names its partner", "routed by an attribute", "the only partner of its kind",
+                                   "no attribute to route by"])
+def test_the_partner_look_up_prefetched_is_the_one_the_pipeline_makes_for_every_kind_of_route(gw, monkeypatch, shape):
+    """_partner_reads mirrors _resolve_partner's choice of look-up; were the two to drift apart, the
+    prefetched rows would go unread and the look-up would wait for the server after all."""
+    from types import SimpleNamespace
+
+    from gateway.core import sql
+
+    route = SimpleNamespace(target="webhook", partner_attribute=None if shape in (
+        "names its partner", "the only partner of its kind") else "gemeentecode")
+    parsed = SimpleNamespace(partner_id="partner-a" if shape == "names its partner" else None,
+                             attributes={"gemeentecode": "0384"} if shape == "routed by an attribute" else {})
+    made: list[Any] = []
+    real_all = sql.Read.all
+
+    def recorded(read, bind):
+        made.append(read.key)
+        return real_all(read, bind)
+
+    monkeypatch.setattr(sql.Read, "all", recorded)
+    with gw.store.reading_rows() as bind:
+        try:
+            gw.pipeline._resolve_partner(bind, route, parsed)
+        except Exception as refused:  # no partner serves it here: the look-up was made all the same
+            assert getattr(refused, "slug", None) == "no-partner"
+    assert made == [read.key for read in gw.pipeline._partner_reads(route, parsed)]
+    assert made or shape == "no attribute to route by"
