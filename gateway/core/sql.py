@@ -17,6 +17,7 @@ with each call); write those as ordinary Core statements.
 from __future__ import annotations
 
 from collections import namedtuple
+from functools import cache
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -241,6 +242,16 @@ class Read:
         return rows[0] if rows else None
 
 
+@cache
+def pipelines() -> bool:
+    """Whether the PostgreSQL client library can pipeline (libpq 14 and later; the binary wheel
+    the project depends on brings its own). Where it cannot, statements go one at a time, as they
+    did before pipelines were used: slower, never wrong."""
+    import psycopg
+
+    return bool(psycopg.Pipeline.is_supported())
+
+
 def prefetch(bind: Bind, reads: Iterable[Read]) -> None:
     """Run these reads now, in one round trip, and keep their rows on ``bind`` for the
     :meth:`Read.all` that asks for each (once).
@@ -251,7 +262,7 @@ def prefetch(bind: Bind, reads: Iterable[Read]) -> None:
     as its own statement, so it sees what it would have seen a moment later (under READ COMMITTED,
     each statement reads the latest commits). SQLite answers in-process: nothing to save there,
     and nothing is done."""
-    if not isinstance(bind, DriverConnection) or bind.dialect.name != "postgresql":
+    if not isinstance(bind, DriverConnection) or bind.dialect.name != "postgresql" or not pipelines():
         return
     wanted = list({read.key: read for read in reads}.values())
     if len(wanted) < 2:

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.core.groupcommit import GroupCommit
-from gateway.core.sql import DriverConnection
+from gateway.core.sql import DriverConnection, pipelines
 
 T = TypeVar("T")
 
@@ -383,7 +383,8 @@ class Store:
         """What goes in last before the commit: the queued rows, then the sealed audit entries."""
         from gateway.core.audit import seal
 
-        if session.get_bind().dialect.name == "postgresql" and not (session.new or session.dirty or session.deleted):
+        if (session.get_bind().dialect.name == "postgresql" and not (session.new or session.dirty or session.deleted)
+                and pipelines()):
             _finish_in_one_pipeline(session)
             return
         run_queued_changes(session)

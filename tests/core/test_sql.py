@@ -110,14 +110,22 @@ def test_prefetched_reads_on_postgresql_wait_once_for_all_of_them_and_read_what_
         assert again == [1]
 
 
-def test_on_sqlite_prefetch_leaves_every_read_to_run_when_it_is_asked(sqlite_store):
-    store = sqlite_store
+def prefetch_leaves_every_read_to_run_when_it_is_asked(store: Store) -> None:
     add_partner(store, "p-1")
     read = Read(BY_ID, id="p-1")
     with store.reading_rows() as connection:
         prefetch(connection, [read, Read(BY_TYPE, kind="webhook")])
         assert connection.prefetched == {}
         assert read.first(connection).name == "Partner p-1"
+
+
+def test_on_sqlite_prefetch_leaves_every_read_to_run_when_it_is_asked(sqlite_store):
+    prefetch_leaves_every_read_to_run_when_it_is_asked(sqlite_store)
+
+
+def test_without_pipelines_in_libpq_prefetch_leaves_every_read_to_run_when_it_is_asked(postgres_store, monkeypatch):
+    monkeypatch.setattr("gateway.core.sql.pipelines", lambda: False)
+    prefetch_leaves_every_read_to_run_when_it_is_asked(postgres_store)
 
 
 def test_literals_in_a_statement_and_a_limit_are_bound_like_parameters(store):
