@@ -17,8 +17,8 @@ with each call); write those as ordinary Core statements.
 from __future__ import annotations
 
 from collections import namedtuple
-from functools import cache
 from collections.abc import Callable, Iterable, Mapping
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection
