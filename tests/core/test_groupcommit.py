@@ -8,11 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from gateway.core import audit, audit_chain
 from gateway.core.models import AuditEntry
 from gateway.core.runtime import Gateway
-from gateway.core.store import upgrade
+from gateway.core.store import _WriterLock, upgrade
 from tests.conftest import make_settings
 
 ACTOR = audit.Actor("test-user", "hulpverlener")
@@ -228,6 +229,58 @@ def test_on_its_event_loop_the_group_commit_runs_units_there_and_commits_concurr
     assert group.units == 50 and group.batches < 50
     with gw.store.reading() as session:
         assert audit_chain.verify(session).ok
+
+
+def while_another_process_writes(gw: Gateway, body):
+    """Run ``await body(lock)`` on an event loop the group commit is attached to, while a second
+    gateway process holds the write lock: the same advisory lock file, opened apart. The body lets
+    go of it (``lock.release``) when it wants the other process done."""
+    other_process = _WriterLock(f"{make_url(gw.store.url).database}.writelock")
+    other_process.acquire()
+
+    async def main():
+        gw.store.group.attach(asyncio.get_running_loop())
+        try:
+            return await body(other_process)
+        finally:
+            await gw.store.group.detach()
+            other_process.close()
+
+    return asyncio.run(main())
+
+
+def test_on_its_event_loop_units_queued_while_another_process_writes_go_in_one_batch_once_it_is_done(sqlite_gw):
+    gw = sqlite_gw
+
+    async def body(other_process):
+        first = asyncio.ensure_future(gw.store.batched_async(writer(0)))
+        await asyncio.sleep(0.05)  # the first unit is waiting for the lock
+        rest = [asyncio.ensure_future(gw.store.batched_async(writer(n))) for n in range(1, 10)]
+        await asyncio.sleep(0.05)
+        assert not first.done()  # nothing is written while the other process holds the lock
+        await asyncio.to_thread(other_process.release)
+        return await asyncio.gather(first, *rest)
+
+    assert while_another_process_writes(gw, body) == list(range(10))
+    assert details(gw) == [f"unit {n:03d}" for n in range(10)]
+    # The ten units came while the lock was taken: one batch, one hold of the lock.
+    assert (gw.store.group.units, gw.store.group.batches) == (10, 1)
+
+
+def test_on_its_event_loop_a_writer_stopped_while_waiting_for_the_lock_tells_its_units_they_were_not_written(sqlite_gw):
+    gw = sqlite_gw
+
+    async def body(other_process):
+        waiting = asyncio.ensure_future(gw.store.batched_async(writer(1)))
+        await asyncio.sleep(0.05)
+        gw.store.group._drain.cancel()  # as at shutdown
+        with pytest.raises(RuntimeError, match="not written"):
+            await waiting
+        await asyncio.to_thread(other_process.release)
+        return await gw.store.batched_async(writer(2))  # the lock it got meanwhile was let go of
+
+    assert while_another_process_writes(gw, body) == 2
+    assert details(gw) == ["unit 002"]
 
 
 def test_on_its_event_loop_a_failing_unit_fails_alone_and_a_blocking_write_is_refused(sqlite_gw):
