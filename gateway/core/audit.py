@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
@@ -54,7 +55,9 @@ class Actor:
 
 def _canonical_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        # The fields as they are, as strftime("%Y-%m-%dT%H:%M:%S.%fZ") writes them (for years from
+        # 1000 on, which every entry's time is), at a fraction of strftime's cost.
+        return value.replace(tzinfo=None).isoformat("T", "microseconds") + "Z"
     return value
 
 
@@ -65,13 +68,14 @@ _TIME_FIELDS = frozenset(column.key for column in AuditEntry.__table__.columns
 
 
 _SORTED_FIELDS = tuple(sorted(HASHED_FIELDS))
+_sorted_values = operator.attrgetter(*_SORTED_FIELDS)  # an entry, a row or an ORM object alike
 # json.dumps(..., sort_keys=True) on a dict built in sorted order, without sorting it each time.
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def canonical(entry: Any) -> bytes:
     """The serialisation that is hashed: sorted keys, no whitespace, UTC timestamps."""
-    data = {name: getattr(entry, name) for name in _SORTED_FIELDS}
+    data = dict(zip(_SORTED_FIELDS, _sorted_values(entry)))
     for name in _TIME_FIELDS:
         data[name] = _canonical_value(data[name])
     return _dumps(data).encode()
