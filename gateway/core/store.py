@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import Engine, bindparam, create_engine, event, insert, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -261,8 +261,9 @@ def _tables_in_order() -> list[Any]:
 
 
 def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert plain rows with one driver executemany per set of columns (:mod:`gateway.core.sql`);
-    a column a row leaves out gets its Python-side default, as a Core insert would give it."""
+    """Insert plain rows, one statement per set of columns on PostgreSQL and one driver
+    executemany on SQLite (:class:`gateway.core.sql.Insert`); a column a row leaves out gets its
+    Python-side default, as a Core insert would give it."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(row), []).append(row)
@@ -278,7 +279,7 @@ _INSERTERS: dict[tuple[Any, tuple[str, ...]], tuple[Any, list[tuple[str, Any]]]]
 
 
 def _inserter(table: Any, keys: tuple[str, ...]) -> tuple[Any, list[tuple[str, Any]]]:
-    from gateway.core.sql import Statement
+    from gateway.core.sql import Insert
 
     found = _INSERTERS.get((table, keys))
     if found is None:
@@ -286,8 +287,7 @@ def _inserter(table: Any, keys: tuple[str, ...]) -> tuple[Any, list[tuple[str, A
                     if column.key not in keys and column.default is not None
                     and (column.default.is_callable or column.default.is_scalar)]
         names = list(keys) + [name for name, _ in defaults]
-        found = _INSERTERS[(table, keys)] = (
-            Statement(insert(table).values({name: bindparam(name) for name in names})), defaults)
+        found = _INSERTERS[(table, keys)] = (Insert(table, names), defaults)
     return found
 
 

@@ -12,12 +12,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import bindparam, delete, insert, select, update
 
-from gateway.core.models import InboundRequest, Partner, utcnow
-from gateway.core.sql import Read, Statement, prefetch
+from gateway.core.models import AuditEntry, InboundRequest, Partner, utcnow
+from gateway.core.sql import Insert, Read, Statement, prefetch
 from gateway.core.store import Store, upgrade
 
 PARTNERS = Partner.__table__
 REQUESTS = InboundRequest.__table__
+AUDIT = AuditEntry.__table__
 
 
 @pytest.fixture
@@ -160,6 +161,42 @@ def test_writes_convert_json_and_times_on_the_way_in_and_count_the_rows_they_cha
     assert [(row.key, row.status, row.response_body) for row in rows] == [("k2", "done", {"n": 2, "ü": "é"})]
     assert rows[0].locked_until == now + timedelta(seconds=2)
     assert rows[0].created_at == now
+
+
+def test_many_rows_inserted_at_once_read_back_as_sqlalchemy_wrote_them_in_the_order_given(store):
+    now = utcnow()
+    names = ["source", "key", "fingerprint", "status", "locked_until", "response_status", "response_body",
+             "response_media_type", "exchange_id", "created_at"]
+    given = [dict(source="s", key=f"k{n:02d}", fingerprint="f", status="done",
+                  locked_until=None if n % 2 else now + timedelta(seconds=n), response_status=None if n % 3 else 202,
+                  response_body=None if n == 4 else {"n": n, "ü": "é", "list": [1, None]},
+                  response_media_type="application/json", exchange_id=None, created_at=now)
+             for n in range(12)]
+    entries = [dict(event_id=f"e-{n:02d}", event_type="test.order", action_code="E", occurred_at=now, outcome=0,
+                    user_id="u", role="r", fields=["b", "a"] if n % 2 else [], prev_hash="0" * 64, hash=f"{n:064d}")
+               for n in range(40)]
+    with store.transaction() as session:
+        assert Insert(REQUESTS, names).many(session, given) == 12
+        assert Insert(AUDIT, list(entries[0])).many(session, entries) == 40
+        assert Insert(REQUESTS, names).many(session, [{**given[0], "key": "alone"}]) == 1
+    with store.reading() as session:
+        rows = session.execute(select(REQUESTS).where(REQUESTS.c.key != "alone").order_by(REQUESTS.c.key)).all()
+        order = session.scalars(select(AUDIT.c.event_id).where(AUDIT.c.event_type == "test.order")
+                                .order_by(AUDIT.c.seq)).all()
+        fields = session.scalars(select(AUDIT.c.fields).where(AUDIT.c.event_id == "e-01")).one()
+    assert [{name: getattr(row, name) for name in names} for row in rows] == given
+    # The audit log's sequence follows the order the rows were given in: the chain depends on it.
+    assert order == [entry["event_id"] for entry in entries]
+    assert fields == ["b", "a"]
+
+
+def test_a_value_too_long_for_its_column_is_refused_in_a_many_row_insert_not_cut_short(postgres_store):
+    rows = [dict(source="s", key=f"k{n}", fingerprint="f", status="done" if n else "x" * 17, created_at=utcnow())
+            for n in range(3)]
+    import psycopg
+
+    with pytest.raises(psycopg.errors.StringDataRightTruncation), postgres_store.transaction() as session:
+        Insert(REQUESTS, list(rows[0])).many(session, rows)
 
 
 def test_an_insert_that_returns_says_whether_it_inserted(store, database_url):
