@@ -579,13 +579,14 @@ def _gap(results: dict[str, Any], w: Any) -> None:
       "Measured on the JSON notice, single passes before and after on this run's machine: SQLite with two "
       "processes 240–285 → 350–380 messages per second, PostgreSQL with two 184 → 213–220; with one process "
       "the difference was within the passes' spread.\n")
-    w("The previous full run (session 7, commit `777fb6e`) was on an Intel Xeon machine: Schakel on SQLite in "
-      "one process 591.7 per second against the relay's 642.5, PostgreSQL 270.9 and 436.7 with one and two "
-      "processes. This run is on an AMD EPYC machine again, as session 6's was. Here the two cores are shared by "
-      "the system under test, wrk and the partner, so a second process adds little for anyone on the JSON "
-      "notice — the relay's two processes reached about what its one did — while the relay's two processes "
-      "did double its rate on the WMO301 in the same run: read the two-process rows with that spread in mind. "
-      "Session 8 changed SQLite's path only by the ids; what moved is PostgreSQL.\n")
+    w("The previous full run (session 8, commit `ed15a0a`) was on another AMD EPYC machine on which every "
+      "system ran about three times faster (the bare relay in one process: 725.2 per second): Schakel on SQLite "
+      "684.3 and 688.0 per second with one and two processes (the relay 1.06 and 1.07 times that), PostgreSQL "
+      "303.2 and 449.0. On that machine the relay's second process added 2 %; on this run's it doubled the "
+      "relay's rate, while Schakel's second process on SQLite, which shares one writer with the first, added a "
+      "quarter — so the two-process ratios of the two runs do not compare, and the one-process ratio on SQLite "
+      "went from 1.06 to the figure above. Rates from different runs never compare; ratios and CPU per message "
+      "within a run do.\n")
     w("What is left is CPU in a Python process, which the GIL holds to about one core: uvicorn and Starlette "
       "(which the relay pays too), the validation, pseudonymisation, consent check, mapping and encryption, the "
       "rows and hash-chained audit entries of each exchange, and a log line and a span per step. Where Schakel "
