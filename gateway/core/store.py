@@ -198,9 +198,33 @@ def _as_expected(rows: list[Any], params: list[tuple[dict[str, Any], Any]]) -> N
         raise Contended(f"{len(params)} checked statements, not all of them as expected")
 
 
+def _distinct_reads(params: list[tuple[dict[str, Any], Any]]) -> tuple[list[dict[str, Any]], list[int]]:
+    """What to send for one checked statement, and for each queued check the index of the answer
+    it reads. A read (a check with ``accept``) queued again with the same parameters gets the same
+    answer in the same transaction, so it is sent once — a batch's messages about one client share
+    its consent's share lock; a write goes as often as it was queued."""
+    if any(accept is None for _, accept in params):
+        return [values for values, _ in params], list(range(len(params)))
+    sent: list[dict[str, Any]] = []
+    seen: dict[tuple[Any, ...], int] = {}
+    answers = []
+    for values, _ in params:
+        key = tuple(values.items())
+        if key not in seen:
+            seen[key] = len(sent)
+            sent.append(values)
+        answers.append(seen[key])
+    return sent, answers
+
+
+def _answered(firsts: list[Any], answers: list[int]) -> list[Any]:
+    return [firsts[index] for index in answers]
+
+
 def run_queued_changes(session: Session) -> None:
     for statement, params in _checked_in_order(session):
-        _as_expected(statement.many_first(session, [values for values, _ in params]), params)
+        sent, answers = _distinct_reads(params)
+        _as_expected(_answered(statement.many_first(session, sent), answers), params)
     pending = session.info.pop("changes_pending", None)
     if pending:
         for statement, params in pending.items():
@@ -220,12 +244,13 @@ def _finish_in_one_pipeline(session: Session) -> None:
     pending_audit: list[Any] = session.info.pop("audit_pending", [])
     inserts = session.info.pop("inserts_pending", None) or {}
     changes = session.info.pop("changes_pending", None) or {}
-    checks: list[tuple[Any, list[tuple[dict[str, Any], Any]]]] = []
+    checks: list[tuple[Any, list[tuple[dict[str, Any], Any]], list[int]]] = []
     head: Any = None
     try:
         with session.info["driver"].pipeline():
             for statement, params in _checked_in_order(session):
-                checks.append((statement.send_many(session, [values for values, _ in params]), params))
+                sent, answers = _distinct_reads(params)
+                checks.append((statement.send_many(session, sent), params, answers))
             for statement, params in changes.items():
                 if params:
                     statement.many(session, params)
@@ -234,12 +259,12 @@ def _finish_in_one_pipeline(session: Session) -> None:
                     insert_rows(session, table, inserts[table])
             if pending_audit:
                 head = send_lock_and_head(session)
-        for sent, params in checks:
-            _as_expected(sent.firsts(), params)
+        for checked, params, answers in checks:
+            _as_expected(_answered(checked.firsts(), answers), params)
         if head is not None:
             chain_and_insert(session, head_of(head), pending_audit)
     finally:
-        for sent in [*(sent for sent, _ in checks), *(head or ())]:
+        for sent in [*(checked for checked, _, _ in checks), *(head or ())]:
             sent.close()
 
 

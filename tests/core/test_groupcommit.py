@@ -366,3 +366,55 @@ def test_a_consent_withdrawn_before_a_shared_batch_commits_refuses_only_what_rel
         [recheck(kept), recheck(withdrawn), recheck(kept)]))
     assert first.allowed and last.allowed and first.consent_id == kept
     assert not refused.allowed and "withdrawn" in refused.reason
+
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_batch_reads_each_consent_it_rechecks_once_and_every_unit_still_decides(postgres_url, tmp_path,
+                                                                                                  monkeypatch):
+    """A batch's messages about one client re-check the same consent: it is read (under its share
+    lock) once, and each unit's check is made on that row — the kept consent lets its units through
+    and the withdrawn one still sends its unit to run alone and be refused."""
+    from types import SimpleNamespace
+
+    from gateway.core import consent as consents
+    from gateway.core import policy
+    from gateway.core.sql import Statement
+
+    gateway = Gateway(make_settings(postgres_url, tmp_path))
+    upgrade(gateway.store.url)
+    ids = {}
+    for client in ("C-7101", "C-7102"):
+        with gateway.store.transaction() as session:
+            data = consents.ConsentIn(client_id=client, partner_kind="webhook", purpose="signalering",
+                                      evidence_reference="test: fictief formulier")
+            ids[client] = consents.record(session, data, gateway.pseudonymise(client), ACTOR).id
+    kept, withdrawn = ids["C-7101"], ids["C-7102"]
+    sent: list[int] = []
+    send_many = Statement.send_many
+
+    def counted(statement, bind, params):
+        if statement is policy._CONSENT_SHARED:
+            sent.append(len(params))
+        return send_many(statement, bind, params)
+
+    monkeypatch.setattr(Statement, "send_many", counted)
+
+    def recheck(consent_id: str):
+        exchange = SimpleNamespace(route_id="webhook.notice", legal_basis="toestemming", consent_id=consent_id)
+        return lambda session: gateway.policy.recheck(session, exchange, None)
+
+    try:
+        decisions = [ticket.result() for ticket in gateway.store.group.run_many([recheck(kept)] * 5)]
+        assert all(decision.allowed for decision in decisions)
+        assert sent == [1]  # five checks, one read
+
+        with gateway.store.transaction() as session:
+            consents.withdraw(session, withdrawn, "cliënt trekt toestemming in", ACTOR)
+        sent.clear()
+        decisions = [ticket.result() for ticket in gateway.store.group.run_many(
+            [recheck(kept), recheck(withdrawn), recheck(kept), recheck(withdrawn)])]
+        assert [decision.allowed for decision in decisions] == [True, False, True, False]
+        assert sent[0] == 2  # two consents read once each; then each unit ran alone
+    finally:
+        gateway.store.dispose()
