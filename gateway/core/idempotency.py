@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from gateway.core.models import InboundRequest, utcnow
 from gateway.core.problems import Problem
-from gateway.core.sql import Bind, Read, Statement
+from gateway.core.sql import Bind, InsertUnlessTaken, Read, Statement
 from gateway.core.store import Store, defer_checks, queue_checked
 
 MAX_KEY_LENGTH = 255
@@ -44,6 +44,8 @@ _INSERT_UNLESS_TAKEN = {
                     .on_conflict_do_nothing().returning(_REQUESTS.c.key))
     for name, insert in (("sqlite", sqlite_insert), ("postgresql", postgres_insert))
 }
+# The same for a batch's answers on PostgreSQL, as one statement (store.queue_checked).
+_INSERT_MANY_UNLESS_TAKEN = InsertUnlessTaken(_REQUESTS, list(_ANSWER_COLUMNS), key=("source", "key"))
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ def store_answer(session: Session, source: str, key: str, body_fingerprint: str,
     if defer_checks(session):
         # With the batch's others as one pipeline; a key taken meanwhile makes the batch run unit
         # by unit, and then this unit finds out below and fails alone.
-        queue_checked(session, _INSERT_UNLESS_TAKEN["postgresql"], values)
+        queue_checked(session, _INSERT_MANY_UNLESS_TAKEN, values)
         return
     if _INSERT_UNLESS_TAKEN[session.get_bind().dialect.name].first(session, **values) is not None:
         return

@@ -207,15 +207,24 @@ class Insert(Statement):
     def many(self, bind: Bind, params: list[dict[str, Any]]) -> int:
         if len(params) < 2 or dialect_of(bind).name != "postgresql":
             return super().many(bind, params)
+        cursor = self._execute_unnested(bind, params)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def _execute_unnested(self, bind: Bind, params: list[dict[str, Any]]) -> Any:
+        """The rows as one statement on PostgreSQL; the cursor, its answer unread."""
         compiled, driver = self._for(bind)
         rows = [compiled.arguments(p) for p in params]
         columns = {name: [row[name] for row in rows] for name in compiled.names}
         cursor = driver.cursor()
         try:
             cursor.execute(self._unnested or self._unnest(dialect_of(bind)), columns)
-            return int(cursor.rowcount)
-        finally:
+        except BaseException:
             cursor.close()
+            raise
+        return cursor
 
     def _unnest(self, dialect: Dialect) -> str:
         quote = dialect.identifier_preparer.quote
@@ -228,6 +237,50 @@ class Insert(Statement):
                           f"WITH ORDINALITY AS given({aliases}, position) ORDER BY position")
         return self._unnested
 
+
+
+class InsertUnlessTaken(Insert):
+    """Many rows each inserted unless its key is taken (``ON CONFLICT DO NOTHING``), as one
+    statement on PostgreSQL, saying for each row whether it went in: :meth:`send_many`'s
+    :meth:`Sent.firsts` has the row's key where it was inserted and ``None`` where it was not. Of two
+    rows with one key the first goes in, as it would row by row. PostgreSQL only: it is for a
+    batch's checked statements (:func:`gateway.core.store.queue_checked`)."""
+
+    def __init__(self, table: Any, names: list[str], key: tuple[str, ...]) -> None:
+        super().__init__(table, names)
+        self.key = key
+
+    def _unnest(self, dialect: Dialect) -> str:
+        quote = dialect.identifier_preparer.quote
+        self._unnested = (f"{super()._unnest(dialect)} ON CONFLICT DO NOTHING "
+                          f"RETURNING {', '.join(quote(self.table.c[name].name) for name in self.key)}")
+        return self._unnested
+
+    def send_many(self, bind: Bind, params: list[dict[str, Any]]) -> "Sent":
+        return _Inserted(self._execute_unnested(bind, params), [tuple(p[name] for name in self.key) for p in params])
+
+
+class _Inserted:
+    """:class:`Sent` for :class:`InsertUnlessTaken`: which of the rows, in the order given, went in."""
+
+    __slots__ = ("cursor", "keys")
+
+    def __init__(self, cursor: Any, keys: list[tuple[Any, ...]]) -> None:
+        self.cursor, self.keys = cursor, keys
+
+    def firsts(self) -> list[Any]:
+        try:
+            inserted = {tuple(row) for row in self.cursor.fetchall()}
+        finally:
+            self.close()
+        firsts: list[Any] = []
+        for key in self.keys:
+            firsts.append(key if key in inserted else None)
+            inserted.discard(key)  # a second row with this key was not the one inserted
+        return firsts
+
+    def close(self) -> None:
+        self.cursor.close()
 
 _BASE_TYPE = re.compile(r"\([^)]*\)")  # VARCHAR(36) -> VARCHAR: the length is checked on assignment
 

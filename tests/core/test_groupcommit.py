@@ -311,14 +311,14 @@ def test_on_its_event_loop_a_failing_unit_fails_alone_and_a_blocking_write_is_re
 
 
 def test_a_key_taken_meanwhile_fails_only_its_own_unit_of_a_shared_batch(gw, monkeypatch):
-    """On PostgreSQL the idempotency answers of a batch go to the server as one pipeline; one key
+    """On PostgreSQL the idempotency answers of a batch go to the server as one statement; one key
     that turns out taken makes the batch run again unit by unit, where only its unit fails."""
     from gateway.core import idempotency
-    from gateway.core.sql import Statement
+    from gateway.core.sql import InsertUnlessTaken
 
     piped: list[int] = []
-    send_many = Statement.send_many
-    monkeypatch.setattr(Statement, "send_many",
+    send_many = InsertUnlessTaken.send_many
+    monkeypatch.setattr(InsertUnlessTaken, "send_many",
                         lambda self, bind, params: piped.append(len(params)) or send_many(self, bind, params))
 
     def answer(key: str):
@@ -337,7 +337,7 @@ def test_a_key_taken_meanwhile_fails_only_its_own_unit_of_a_shared_batch(gw, mon
     assert details(gw) == ["answer k-1", "answer k-2", "answer k-taken"]  # the second k-taken left nothing
     stored = idempotency.lookup(gw.store, "test-source", "k-taken", "sha256:same")
     assert stored is not None and stored.body == {"key": "k-taken"}
-    assert piped == ([3] if gw.store.is_postgres else [])  # tried as one pipeline first, on PostgreSQL only
+    assert piped == ([3] if gw.store.is_postgres else [])  # tried as one statement first, on PostgreSQL only
 
 
 def test_a_consent_withdrawn_before_a_shared_batch_commits_refuses_only_what_relies_on_it(gw):

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import bindparam, delete, insert, select, update
 
 from gateway.core.models import AuditEntry, InboundRequest, Partner, utcnow
-from gateway.core.sql import Insert, Read, Statement, prefetch
+from gateway.core.sql import Insert, InsertUnlessTaken, Read, Statement, prefetch
 from gateway.core.store import Store, upgrade
 
 PARTNERS = Partner.__table__
@@ -197,6 +197,25 @@ def test_a_value_too_long_for_its_column_is_refused_in_a_many_row_insert_not_cut
 
     with pytest.raises(psycopg.errors.StringDataRightTruncation), postgres_store.transaction() as session:
         Insert(REQUESTS, list(rows[0])).many(session, rows)
+
+
+def test_many_rows_inserted_unless_taken_say_each_whether_it_went_in(postgres_store):
+    """As row by row: a key already there is not inserted, and of two rows with one key only the
+    first goes in; each answer is in the order the rows were given."""
+    names = ["source", "key", "fingerprint", "status", "created_at"]
+    unless_taken = InsertUnlessTaken(REQUESTS, names, key=("source", "key"))
+    now = utcnow()
+
+    def row(key: str, fingerprint: str) -> dict:
+        return dict(source="s", key=key, fingerprint=fingerprint, status="done", created_at=now)
+
+    with postgres_store.transaction() as session:
+        Insert(REQUESTS, names).many(session, [row("there", "old")])
+        sent = unless_taken.send_many(session, [row("a", "1"), row("there", "2"), row("b", "3"), row("a", "4")])
+        assert sent.firsts() == [("s", "a"), None, ("s", "b"), None]
+    with postgres_store.reading() as session:
+        stored = dict(session.execute(select(REQUESTS.c.key, REQUESTS.c.fingerprint)).all())
+    assert stored == {"there": "old", "a": "1", "b": "3"}
 
 
 def test_an_insert_that_returns_says_whether_it_inserted(store, database_url):
