@@ -281,9 +281,18 @@ class GroupCommit:
             # times for more units, rather than once per small batch.
             try:
                 await self._acquire_on_loop()
-            except asyncio.CancelledError:
-                # Nothing was written: everyone waiting hears so (result() raises) and the task stops.
-                self._hand_back(self._take_batch())
+            except BaseException as exc:
+                # Nothing was written, and nobody may be left waiting without an answer: a lock that
+                # cannot be taken (an flock error) is every waiting unit's error; on an interruption
+                # they are told "not written" (result() raises) and the task stops.
+                waiting = list(self._loop_queue)
+                self._loop_queue.clear()
+                if isinstance(exc, Exception):
+                    for ticket in waiting:
+                        ticket.error = exc
+                self._hand_back(waiting)
+                if isinstance(exc, Exception):
+                    continue
                 raise
             batch = self._take_batch()
             try:

@@ -283,6 +283,35 @@ def test_on_its_event_loop_a_writer_stopped_while_waiting_for_the_lock_tells_its
     assert details(gw) == ["unit 002"]
 
 
+def test_on_its_event_loop_a_write_lock_that_cannot_be_taken_is_the_error_of_every_unit_waiting_for_it(sqlite_gw,
+                                                                                                          monkeypatch):
+    gw = sqlite_gw
+    lock = gw.store.write_lock
+    failures = [OSError(37, "No locks available")]  # what flock can say, on a network file system
+    try_acquire = lock.try_acquire
+
+    def failing_once() -> bool:
+        if failures:
+            raise failures.pop()
+        return try_acquire()
+
+    monkeypatch.setattr(lock, "try_acquire", failing_once)
+
+    async def main():
+        gw.store.group.attach(asyncio.get_running_loop())
+        try:
+            failed = await asyncio.wait_for(asyncio.gather(*(gw.store.batched_async(writer(n)) for n in range(3)),
+                                                           return_exceptions=True), timeout=10)
+            return failed, await gw.store.batched_async(writer(9))  # the next write takes the lock again
+        finally:
+            await gw.store.group.detach()
+
+    failed, later = asyncio.run(main())
+    assert [type(outcome) for outcome in failed] == [OSError] * 3
+    assert later == 9
+    assert details(gw) == ["unit 009"]
+
+
 def test_on_its_event_loop_a_failing_unit_fails_alone_and_a_blocking_write_is_refused(sqlite_gw):
     gw = sqlite_gw
 
