@@ -279,24 +279,18 @@ class GroupCommit:
             # The write lock first, then the batch: whatever queued while another process held the
             # lock (or this one's last commit did) joins this batch, so a busy lock is taken fewer
             # times for more units, rather than once per small batch.
+            # Nothing is written without the lock, and nobody may be left waiting without an answer.
             try:
                 await self._acquire_on_loop()
-            except BaseException as exc:
-                # Nothing was written, and nobody may be left waiting without an answer: a lock that
-                # cannot be taken (an flock error) is every waiting unit's error; on an interruption
-                # they are told "not written" (result() raises) and the task stops.
-                waiting = list(self._loop_queue)
-                self._loop_queue.clear()
-                if isinstance(exc, Exception):
-                    for ticket in waiting:
-                        ticket.error = exc
-                self._hand_back(waiting)
-                if isinstance(exc, Exception):
-                    continue
+            except Exception as exc:  # a lock that cannot be taken (an flock error): every waiting unit's error
+                self._hand_back(self._take_all(exc))
+                continue
+            except BaseException:  # interrupted: every waiting unit is told "not written" (result() raises)
+                self._hand_back(self._take_all(None))
                 raise
             batch = self._take_batch()
             try:
-                cancelled = await self._commit_on_loop(batch, locked=True) or cancelled
+                cancelled = await self._commit_on_loop(batch) or cancelled
             finally:
                 self.batches += 1
                 self.units += len(batch)
@@ -306,6 +300,13 @@ class GroupCommit:
 
     def _take_batch(self) -> list[_Ticket[Any]]:
         return [self._loop_queue.popleft() for _ in range(min(len(self._loop_queue), self._max_units))]
+
+    def _take_all(self, error: BaseException | None) -> list[_Ticket[Any]]:
+        waiting = list(self._loop_queue)
+        self._loop_queue.clear()
+        for ticket in waiting:
+            ticket.error = error
+        return waiting
 
     async def _acquire_on_loop(self) -> None:
         """Take the store's write lock without blocking the loop: at once if it is free, else on
@@ -321,13 +322,13 @@ class GroupCommit:
             acquiring.add_done_callback(lambda done: lock.release() if done.exception() is None else None)
             raise
 
-    async def _commit_on_loop(self, batch: list[_Ticket[Any]], locked: bool = False) -> bool:
+    async def _commit_on_loop(self, batch: list[_Ticket[Any]]) -> bool:
         """Commit a batch (each unit alone if one fails); True if the task was asked to stop
-        meanwhile, which it does once every unit of the batch knows its fate. ``locked``: the
-        caller holds the write lock, and hands it over."""
+        meanwhile, which it does once every unit of the batch knows its fate. The caller holds the
+        write lock, and hands it over."""
         spans: list[tuple[int, int]] = []
         try:
-            committed, cancelled = await self._write_on_loop(batch, spans, locked)
+            committed, cancelled = await self._write_on_loop(batch, spans, locked=True)
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].error = exc

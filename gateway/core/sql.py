@@ -188,6 +188,8 @@ class Statement:
             cursor.close()
 
 
+_BASE_TYPE = re.compile(r"\([^)]*\)")  # VARCHAR(36) -> VARCHAR: the length is checked on assignment
+
 
 class Insert(Statement):
     """An ``INSERT`` of one row, and of many: on PostgreSQL many rows go as one statement, each
@@ -234,9 +236,12 @@ class Insert(Statement):
                            for name, column in zip(self.names, columns))
         aliases = ", ".join(f"c{index}" for index in range(len(columns)))
         self._unnested = (f"INSERT INTO {quote(self.table.name)} ({targets}) SELECT {aliases} FROM unnest({arrays}) "
-                          f"WITH ORDINALITY AS given({aliases}, position) ORDER BY position")
+                          f"WITH ORDINALITY AS given({aliases}, position) ORDER BY position{self._after(dialect)}")
         return self._unnested
 
+    def _after(self, dialect: Dialect) -> str:
+        """What follows the rows in the statement (a subclass's conflict clause)."""
+        return ""
 
 
 class InsertUnlessTaken(Insert):
@@ -250,11 +255,9 @@ class InsertUnlessTaken(Insert):
         super().__init__(table, names)
         self.key = key
 
-    def _unnest(self, dialect: Dialect) -> str:
+    def _after(self, dialect: Dialect) -> str:
         quote = dialect.identifier_preparer.quote
-        self._unnested = (f"{super()._unnest(dialect)} ON CONFLICT DO NOTHING "
-                          f"RETURNING {', '.join(quote(self.table.c[name].name) for name in self.key)}")
-        return self._unnested
+        return f" ON CONFLICT DO NOTHING RETURNING {', '.join(quote(self.table.c[name].name) for name in self.key)}"
 
     def send_many(self, bind: Bind, params: list[dict[str, Any]]) -> "Sent":
         return _Inserted(self._execute_unnested(bind, params), [tuple(p[name] for name in self.key) for p in params])
@@ -282,7 +285,6 @@ class _Inserted:
     def close(self) -> None:
         self.cursor.close()
 
-_BASE_TYPE = re.compile(r"\([^)]*\)")  # VARCHAR(36) -> VARCHAR: the length is checked on assignment
 
 class Sent:
     """A statement sent with :meth:`Statement.send` or :meth:`Statement.send_many`, its answer not
