@@ -190,6 +190,28 @@ def test_many_rows_inserted_at_once_read_back_as_sqlalchemy_wrote_them_in_the_or
     assert fields == ["b", "a"]
 
 
+def test_many_rows_with_bytes_json_and_awkward_text_read_back_exactly_as_given(store):
+    """Every kind of value a hot table holds survives the many-row insert (on PostgreSQL one JSON
+    document of the rows): bytes with NUL and high bytes, nested JSON with quotes and backslashes,
+    text with quotes, backslashes, newlines and non-ASCII, and times to the microsecond."""
+    now = utcnow()
+    names = ["id", "connector_type", "name", "identifiers", "endpoint", "config", "credentials_encrypted", "state",
+             "state_reason", "state_changed_at", "state_changed_by", "created_at", "updated_at"]
+    given = [dict(id=f"p-{n}", connector_type="webhook", name=f'Partner "{n}" \\ ü\nnext line',
+                  identifiers={"gemeentecode": f"{n:04d}", "nested": {"a": [1, 2.5, None, True, "x\"y\\z"]}},
+                  endpoint="http://127.0.0.1:9/inbox", config={} if n % 2 else {"ü": "é", "empty": ""},
+                  credentials_encrypted=None if n == 3 else bytes(range(256)) + bytes([n]), state="active",
+                  state_reason=None if n % 2 else "paused \\N '' \t", state_changed_at=None if n % 2 else now,
+                  state_changed_by=None, created_at=now - timedelta(microseconds=n),
+                  updated_at=datetime(2026, 3, 29, 1, 59, 59, 999999, tzinfo=timezone.utc))
+             for n in range(6)]
+    with store.transaction() as session:
+        assert Insert(PARTNERS, names).many(session, given) == 6
+    with store.reading() as session:
+        rows = session.execute(select(PARTNERS).order_by(PARTNERS.c.id)).all()
+    assert [{name: getattr(row, name) for name in names} for row in rows] == given
+
+
 def test_a_value_too_long_for_its_column_is_refused_in_a_many_row_insert_not_cut_short(postgres_store):
     rows = [dict(source="s", key=f"k{n}", fingerprint="f", status="done" if n else "x" * 17, created_at=utcnow())
             for n in range(3)]
