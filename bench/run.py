@@ -1,6 +1,6 @@
 """Schakel's benchmark: one command measures everything in one run and writes the results.
 
-    .venv/bin/python bench/run.py            # the full run: docs/benchmarks.{json,md,svg} (20-25 min on 2 cores)
+    .venv/bin/python bench/run.py            # the full run: docs/benchmarks.{json,md,svg} (about 30 min on 2 cores)
     .venv/bin/python bench/run.py --quick    # every part briefly (under a minute): $TMPDIR/schakel-bench-quick/
 
 Everything runs on this machine and talks only to 127.0.0.1: the systems under test, the partner

@@ -240,7 +240,7 @@ class Insert(Statement):
     def _execute_from_json(self, bind: Bind, params: list[dict[str, Any]]) -> Any:
         """The rows as one statement on PostgreSQL; the cursor, its answer unread."""
         compiled, driver = self._for(bind)
-        converters = self._converters or self._converters_for(compiled)
+        converters = self._converters if self._converters is not None else self._converters_for(compiled)
         rows = []
         for p in params:
             values = compiled.arguments(p)
@@ -280,6 +280,7 @@ class Insert(Statement):
     def _after(self, dialect: Dialect) -> str:
         """What follows the rows in the statement (a subclass's conflict clause)."""
         return ""
+
 
 class InsertUnlessTaken(Insert):
     """Many rows each inserted unless its key is taken (``ON CONFLICT DO NOTHING``), as one
