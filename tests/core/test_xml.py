@@ -64,6 +64,46 @@ def test_limits_can_be_tightened():
     assert too_big.value.slug == "payload-too-large"
 
 
+def _nested(depth: int) -> bytes:
+    return b"<e>" * depth + b"</e>" * depth
+
+
+def _attributes(count: int) -> bytes:
+    return b"<a><b " + b" ".join(b'x%d="1"' % i for i in range(count)) + b"/></a>"
+
+
+@pytest.mark.parametrize(("document", "limits"), [
+    (_nested(64), XmlLimits()),
+    (b"<a>" + b"<b/>" * 9 + b"</a>", XmlLimits(max_elements=10)),
+    (_attributes(100), XmlLimits()),
+    (_nested(3), XmlLimits(max_depth=3)),
+    (_attributes(3), XmlLimits(max_attributes=3)),
+], ids=["64 deep", "10 elements", "100 attributes", "3 deep of 3", "3 attributes of 3"])
+def test_a_document_exactly_at_each_limit_is_accepted(document, limits):
+    assert parse_xml(document, limits) is not None
+
+
+@pytest.mark.parametrize(("document", "limits"), [
+    (_nested(65), XmlLimits()),
+    (b"<a>" + b"<b/>" * 10 + b"</a>", XmlLimits(max_elements=10)),
+    (_attributes(101), XmlLimits()),
+    (b"<r>" + b"<a>" * 2 + _nested(2) + b"</a>" * 2 + b"<z/></r>", XmlLimits(max_depth=4)),
+    (b'<a y="1"><b/><c><d/><e ' + b" ".join(b'x%d="1"' % i for i in range(4)) + b'/></c></a>', XmlLimits(max_attributes=3)),
+], ids=["65 deep", "11 elements", "101 attributes", "too deep in a later branch", "too many on a later leaf"])
+def test_one_past_any_limit_is_refused_anywhere_in_the_document(document, limits):
+    with pytest.raises(Problem) as refused:
+        parse_xml(document, limits)
+    assert refused.value.slug == "xml-limits-exceeded"
+
+
+@pytest.mark.parametrize("namespace", ["http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude"])
+def test_xinclude_is_refused_even_deep_inside_and_under_any_prefix(namespace):
+    document = f'<r><a><b><x:fallback xmlns:x="{namespace}"/></b></a></r>'.encode()
+    with pytest.raises(Problem) as refused:
+        parse_xml(document)
+    assert refused.value.slug == "xml-forbidden-construct"
+
+
 def test_only_bytes_are_parsed_never_a_path():
     with pytest.raises(TypeError):
         parse_xml("/etc/passwd")  # type: ignore[arg-type]

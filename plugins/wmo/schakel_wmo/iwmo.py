@@ -159,24 +159,22 @@ def retour(bericht: str, root: etree._Element, codes: dict[str, list[str]] | Non
     classes = RETOUR_CLASSES[target]
     codes = codes or {}
     copied = copy.deepcopy(root)
-
-    def rename(element: etree._Element) -> None:
-        for node in element.iter():
-            if isinstance(node.tag, str) and node.tag.startswith(f"{{{source_ns}}}"):
-                node.tag = f"{{{target_ns}}}" + node.tag.split("}", 1)[1]
+    source, renamed = f"{{{source_ns}}}", f"{{{target_ns}}}"
 
     def add_codes(parent: etree._Element, values: list[str]) -> None:
-        block = etree.SubElement(parent, f"{{{target_ns}}}RetourCodes")
+        block = etree.SubElement(parent, f"{renamed}RetourCodes")
         for value in values:
-            etree.SubElement(block, f"{{{target_ns}}}RetourCode").text = value
+            etree.SubElement(block, f"{renamed}RetourCode").text = value
 
-    # Classes first, while paths in the copy are still the paths the codes were given for.
-    for node in list(copied.iter()):
-        if isinstance(node.tag, str) and node.tag.startswith(f"{{{source_ns}}}"):
-            local = node.tag.split("}", 1)[1]
-            if local in classes:
-                add_codes(node, codes.get(path_of(node), [ACCEPTED]) if codes else [ACCEPTED])
-    rename(copied)
+    # One pass over the message's own elements (lxml filters them by namespace in C). Paths are
+    # taken first, while they are still the paths in ``root`` the codes were given for.
+    nodes = list(copied.iter(f"{source}*"))
+    paths = {node: path_of(node) for node in nodes if node.tag[len(source):] in classes} if codes else {}
+    for node in nodes:
+        local = node.tag[len(source):]
+        if local in classes:
+            add_codes(node, codes.get(paths[node], [ACCEPTED]) if codes else [ACCEPTED])
+        node.tag = renamed + local
     head = copied.find(f"{{{target_ns}}}Header")
     assert head is not None
     head.find(f"{{{target_ns}}}BerichtCode").text = CODES[target]
