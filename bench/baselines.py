@@ -60,13 +60,17 @@ def wait_relaying(url: str, timeout: float = 60.0) -> None:
 @dataclass
 class Relay:
     """The bare FastAPI + httpx relay (or, with ``client="aiohttp"``, the same relay on aiohttp's
-    client), with ``processes`` uvicorn workers on one port."""
+    client): ``processes`` uvicorn processes, each on its own port and loaded by its own wrk, as
+    Schakel's processes are. Not ``uvicorn --workers``: its workers share one listening socket, and
+    with the bench's few long-lived connections the kernel often hands them all to one worker —
+    the relay's two-process passes then measured one process or two, by chance (seen on 2026-12-06:
+    614 and 1,424 messages per second in two passes an hour apart)."""
 
     processes: int
     workdir: Path
     client: str = "httpx"
     procs: list[Proc] = field(default_factory=list)
-    url: str = ""
+    ports: list[int] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -74,18 +78,18 @@ class Relay:
 
     @property
     def urls(self) -> list[str]:
-        return [self.url]
+        return [f"http://127.0.0.1:{port}" for port in self.ports]
 
     def start(self, target: str) -> "Relay":
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-m", "uvicorn", "relay:create_app", "--factory", "--app-dir", str(HERE),
-                   "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
-        if self.processes > 1:
-            command += ["--workers", str(self.processes)]
         env = {"RELAY_TARGET": target, "RELAY_CLIENT": self.client}
-        self.procs = [Proc(self.name, command, env, self.workdir / f"{self.name}.log").start()]
-        wait_for(self.url + "/health")
+        for i in range(self.processes):
+            port = free_port()
+            command = [sys.executable, "-m", "uvicorn", "relay:create_app", "--factory", "--app-dir", str(HERE),
+                       "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
+            self.ports.append(port)
+            self.procs.append(Proc(f"{self.name}-{i}", command, env, self.workdir / f"{self.name}-{i}.log").start())
+        for url in self.urls:
+            wait_for(url + "/health")
         return self
 
     def stop(self) -> None:
