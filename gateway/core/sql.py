@@ -10,8 +10,9 @@ own, taken from the compiled statement and its column types, so a row reads exac
 through :meth:`Connection.execute`; only the per-call machinery is left out.
 
 They run on the DBAPI connection of a SQLAlchemy ``Connection`` or ``Session``, inside whatever
-transaction that holds, or on a :class:`DriverConnection` straight from the pool. Statements with an expanding ``IN`` are not supported (their SQL changes
-with each call); write those as ordinary Core statements.
+transaction that holds, or on a :class:`DriverConnection` straight from the pool. Statements
+with an expanding ``IN`` are not supported (their SQL changes with each call); write those as
+ordinary Core statements.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert
+from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
-from sqlalchemy import types as sqltypes
 from sqlalchemy.sql import ClauseElement
 
 Processor = Callable[[Any], Any]
@@ -197,12 +198,14 @@ def _json_converter(type_: Any) -> Processor | None:
     """How a value the driver would bind for a column of this type goes into the JSON document of
     :class:`Insert`, so that PostgreSQL reads it back into the column's type; None: as it is."""
     affinity = type_._type_affinity
-    if affinity is not None and issubclass(affinity, sqltypes.DateTime):
+    if affinity is None:
+        return None
+    if issubclass(affinity, sqltypes.DateTime):
         return lambda value: None if value is None else value.isoformat()
-    if affinity is not None and issubclass(affinity, sqltypes._Binary):
+    if issubclass(affinity, sqltypes._Binary):
         # psycopg's Binary wrapper (or the bytes); bytea's hex input format
         return lambda value: None if value is None else "\\x" + bytes(getattr(value, "obj", value)).hex()
-    if affinity is not None and issubclass(affinity, sqltypes.JSON):
+    if issubclass(affinity, sqltypes.JSON):
         # psycopg's Json wrapper: the value stays JSON, nested in the document
         return lambda value: getattr(value, "obj", value)
     return None
@@ -226,7 +229,9 @@ class Insert(Statement):
         super().__init__(insert(table).values({name: bindparam(name) for name in names}))
         self.table, self.names = table, names
         self._from_json: str | None = None
-        self._converters: list[tuple[str, Processor]] | None = None
+        # Bind names are the column keys given, so the conversions follow from the table alone.
+        self._converters = [(name, convert) for name in names
+                            if (convert := _json_converter(table.c[name].type)) is not None]
 
     def many(self, bind: Bind, params: list[dict[str, Any]]) -> int:
         if len(params) < 2 or dialect_of(bind).name != "postgresql":
@@ -240,11 +245,10 @@ class Insert(Statement):
     def _execute_from_json(self, bind: Bind, params: list[dict[str, Any]]) -> Any:
         """The rows as one statement on PostgreSQL; the cursor, its answer unread."""
         compiled, driver = self._for(bind)
-        converters = self._converters if self._converters is not None else self._converters_for(compiled)
         rows = []
         for p in params:
             values = compiled.arguments(p)
-            for name, convert in converters:
+            for name, convert in self._converters:
                 values[name] = convert(values[name])
             rows.append(values)
         document = json.dumps(rows, separators=(",", ":"), ensure_ascii=False)
@@ -256,19 +260,13 @@ class Insert(Statement):
             raise
         return cursor
 
-    def _converters_for(self, compiled: _Compiled) -> list[tuple[str, Processor]]:
-        found = [(name, _json_converter(self.table.c[name].type)) for name in compiled.names]
-        self._converters = [(name, convert) for name, convert in found if convert is not None]
-        return self._converters
-
     def _statement(self, dialect: Dialect, keys: list[str]) -> str:
         # The document's keys are the bind names the rows were converted under; a bind name is the
         # column's key, which need not be its name in the database.
         quote = dialect.identifier_preparer.quote
         columns = [self.table.c[name] for name in self.names]
-        by_key = {name: column for name, column in zip(self.names, columns)}
         targets = ", ".join(quote(column.name) for column in columns)
-        definitions = ", ".join(f"{quote(key)} {_BASE_TYPE.sub('', by_key[key].type.compile(dialect=dialect))}"
+        definitions = ", ".join(f"{quote(key)} {_BASE_TYPE.sub('', self.table.c[key].type.compile(dialect=dialect))}"
                                 for key in keys)
         selected = ", ".join(quote(name) for name in self.names)
         self._from_json = (f"INSERT INTO {quote(self.table.name)} ({targets}) SELECT {selected} FROM "
