@@ -87,6 +87,15 @@ _RETRY_ITEM = Statement(update(ITEMS).where(ITEMS.c.exchange_id == bindparam("ex
                         .values(due_at=bindparam("due_at"), lease_owner=None, lease_until=None))
 
 
+# Whether a client has anything pending for a partner (any route: only ever a reason to wait).
+_PENDING_FOR_CLIENT = Statement(
+    select(ITEMS.c.exchange_id).join(EXCHANGES, EXCHANGES.c.id == ITEMS.c.exchange_id)
+    .where(ITEMS.c.partner_id == bindparam("partner_id"), EXCHANGES.c.subject == bindparam("subject")).limit(1))
+# PostgreSQL: the client's turn, held until the transaction ends (other processes write at once).
+_TRY_CLIENT_LOCK = Statement(select(func.pg_try_advisory_xact_lock(func.hashtextextended(bindparam("key"), 0))
+                                     .label("taken")))
+
+
 def _due(now: Any) -> list[Any]:
     return [OutboxItem.held.is_(False), OutboxItem.due_at <= now,
             or_(OutboxItem.lease_until.is_(None), OutboxItem.lease_until < now)]
@@ -273,6 +282,25 @@ def start_now(gw: "Gateway", session: Session, exchange: Any, partner: partner_r
     exchange.attempts += 1
     transition(session, exchange, "sending", actor=WORKER, attempt=exchange.attempts)
     return _attempt_of(exchange, body, view)
+
+
+def first_in_line(session: Session, partner_id: str, subject: str | None) -> bool:
+    """Whether a message on an ordered route, queued in this transaction, may start at once
+    (:func:`start_now`): only when nothing else of the same client is pending for the partner —
+    in the database, or queued earlier in this transaction — and, on PostgreSQL, no other
+    transaction is deciding on the same client (an advisory lock held until this one ends; a lock
+    another holds means wait for a claim, never a wait here, so two batches cannot deadlock). Every
+    ordered message queued asks, started or not, so that a younger one in the same transaction
+    never overtakes it. ``False`` leaves the message to a claim, which keeps the order as before."""
+    queued = session.info.setdefault("ordered_clients", set())
+    key = (partner_id, subject)
+    if subject is None or key in queued:
+        return False
+    queued.add(key)
+    if session.get_bind().dialect.name == "postgresql" and not _TRY_CLIENT_LOCK.first(
+            session, key=f"schakel-ordered:{partner_id}:{subject}")[0]:
+        return False
+    return _PENDING_FOR_CLIENT.first(session, partner_id=partner_id, subject=subject) is None
 
 
 async def record_many(gw: "Gateway", outcomes: list[tuple[Attempt, DeliveryResult]]) -> list[str | BaseException]:

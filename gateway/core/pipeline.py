@@ -116,7 +116,8 @@ class Pipeline:
         Where this process's delivery worker has a slot free, the message's first attempt starts
         right after the commit, with the body and the partner already in hand: the commit that
         queues it also marks it ``sending`` (after checking the basis again, as a claim would), and
-        no claim has to find it. Otherwise, or on an ordered route, a claim takes it as usual."""
+        no claim has to find it — on an ordered route, only when nothing else of the same client is
+        pending for that partner (``outbox.first_in_line``). Otherwise a claim takes it as usual."""
         prepared = self._prepare(route_id, body, media_type, principal, idempotency_key, claimed_basis,
                                  correlation_id, internal, request_body, self.gw.running_worker())
         if isinstance(prepared, Answer):
@@ -320,7 +321,7 @@ class Pipeline:
             answer = Answer(problem.http_status, problem.body(), "application/problem+json")
 
         sending = (_Sending(worker, view, payload) if decision.allowed and view is not None and worker is not None
-                   and not route.ordered and worker.reserve(partner.id) else None)
+                   and worker.reserve(partner.id) else None)
 
         def persist(session: Session) -> None:
             # Never added to the session: the transitions below move its state, and then it is
@@ -337,7 +338,9 @@ class Pipeline:
                 transition(session, exchange, "queued", actor=actor)
                 now = utcnow()
                 lease_owner = lease_until = None
-                if sending is not None:
+                # On an ordered route, only the client's first pending message may skip the claim.
+                in_line = not route.ordered or outbox.first_in_line(session, partner.id, subject)
+                if sending is not None and in_line:
                     sending.attempt = outbox.start_now(gw, session, exchange, partner, sending.body, sending.view)
                     if sending.attempt is not None:  # leased like a claimed message: a crash lets it go
                         lease_owner = sending.worker.owner

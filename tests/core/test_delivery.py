@@ -313,6 +313,99 @@ def test_on_an_ordered_route_a_clients_next_message_goes_as_soon_as_the_one_befo
         assert sink_stats(partner.url)["requests"] == 4
 
 
+def _counting_claims(monkeypatch) -> list[int]:
+    """How many messages each claim took, as the worker claims them."""
+    from gateway.core import outbox
+
+    claimed: list[int] = []
+    take = outbox._take
+    monkeypatch.setattr(outbox, "_take", lambda *args, **kwargs: (found := take(*args, **kwargs)) and (
+        claimed.append(found[1]) or found))
+    return claimed
+
+
+def test_on_an_ordered_route_a_clients_only_pending_message_goes_to_the_worker_without_a_claim(
+        database_url, tmp_path, monkeypatch):
+    from gateway.app import create_app
+    from tests.conftest import LiveGateway, make_settings
+
+    claimed = _counting_claims(monkeypatch)
+    settings = make_settings(database_url, tmp_path, routes_file=str(_ordered_notice_route(tmp_path)),
+                             worker_poll_interval=60)
+    with ThreadServer(create_app(settings)) as server, ThreadServer(create_sink(), ready_path="/_stats") as partner:
+        live = LiveGateway(server)
+        live.add_partner("partner-a", partner.url + "/inbox")
+        with live.client("hulpverlener") as client:
+            first = submit(client, notice("r-ordered-alone"), route="webhook.notice-ordered").json()["exchange_id"]
+            eventually(lambda: exchange_state(client, first) == "delivered", timeout=20)
+        assert sink_stats(partner.url)["requests"] == 1
+    assert sum(claimed) == 0  # marked sending and leased in the commit that queued it
+
+
+def test_on_an_ordered_route_a_message_behind_the_clients_pending_one_waits_for_it_and_a_claim(
+        database_url, tmp_path, monkeypatch):
+    from gateway.app import create_app
+    from tests.conftest import LiveGateway, make_settings
+
+    claimed = _counting_claims(monkeypatch)
+    settings = make_settings(database_url, tmp_path, routes_file=str(_ordered_notice_route(tmp_path)),
+                             worker_poll_interval=60)
+    with ThreadServer(create_app(settings)) as server, ThreadServer(create_sink(), ready_path="/_stats") as partner:
+        live = LiveGateway(server)
+        live.add_partner("partner-a", partner.url + "/inbox")
+        sink_control(partner.url, mode="late", delay=1.5, count=1)  # the first is applied, answered late
+        with live.client("hulpverlener") as client:
+            first = submit(client, notice("r-ordered-held-1"), route="webhook.notice-ordered").json()["exchange_id"]
+            eventually(lambda: sink_stats(partner.url)["requests"] == 1)
+            second = submit(client, notice("r-ordered-held-2"), route="webhook.notice-ordered").json()["exchange_id"]
+            assert (exchange_state(client, first), exchange_state(client, second)) == ("sending", "queued")
+            time.sleep(0.5)  # the worker has a slot free: only the order holds the second back
+            assert exchange_state(client, second) == "queued" and sink_stats(partner.url)["requests"] == 1
+            eventually(lambda: exchange_state(client, second) == "delivered", timeout=20)
+            assert exchange_state(client, first) == "delivered"
+        assert sink_stats(partner.url)["requests"] == 2
+    assert sum(claimed) == 1  # the second, claimed once the first was recorded
+
+
+def test_only_the_first_of_a_clients_ordered_messages_in_one_transaction_may_skip_the_claim(live_gateway):
+    from gateway.core import outbox
+
+    with live_gateway.gw.store.transaction() as session:
+        assert outbox.first_in_line(session, "partner-a", "client-pseudonym-1") is True
+        assert outbox.first_in_line(session, "partner-a", "client-pseudonym-1") is False
+        assert outbox.first_in_line(session, "partner-b", "client-pseudonym-1") is True
+        assert outbox.first_in_line(session, "partner-a", "client-pseudonym-2") is True
+        assert outbox.first_in_line(session, "partner-a", None) is False  # no client to order by: a claim decides
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_client_another_transaction_is_deciding_on_waits_for_a_claim(postgres_url, tmp_path):
+    """Other processes write at once: two transactions must not both start a message of one
+    client. The second is told no at once (never a wait that two batches could deadlock on)."""
+    from gateway.app import create_app
+    from gateway.core import outbox
+    from tests.conftest import make_settings
+
+    with ThreadServer(create_app(make_settings(postgres_url, tmp_path, worker_enabled=False))) as server:
+        store = server.app.state.gateway.store
+        one, other = store.open_batch(), store.open_batch()
+        try:
+            assert outbox.first_in_line(one, "partner-a", "client-pseudonym-1") is True
+            assert outbox.first_in_line(other, "partner-a", "client-pseudonym-1") is False
+            assert outbox.first_in_line(other, "partner-a", "client-pseudonym-2") is True
+            one.rollback()  # the lock goes with its transaction
+            again = store.open_batch()
+            try:
+                assert outbox.first_in_line(again, "partner-a", "client-pseudonym-1") is True
+            finally:
+                again.rollback()
+                again.close()
+        finally:
+            for session in (one, other):
+                session.rollback()
+                session.close()
+
+
 def test_an_outcome_another_attempt_already_recorded_is_not_written_again_and_the_batch_others_are(
         live_gateway, sink, monkeypatch):
     """A batch of outcomes goes to PostgreSQL as one pipeline of conditional updates. Where one
