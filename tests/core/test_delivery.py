@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -313,57 +314,49 @@ def test_on_an_ordered_route_a_clients_next_message_goes_as_soon_as_the_one_befo
         assert sink_stats(partner.url)["requests"] == 4
 
 
-def _counting_claims(monkeypatch) -> list[int]:
-    """How many messages each claim took, as the worker claims them."""
+@contextmanager
+def _ordered_gateway(database_url, tmp_path, monkeypatch):
+    """A gateway with the ordered notice route, its worker running (polling only once a minute),
+    a partner, and the claims its worker makes: how many messages each took."""
+    from gateway.app import create_app
     from gateway.core import outbox
+    from tests.conftest import LiveGateway, make_settings
 
     claimed: list[int] = []
     take = outbox._take
     monkeypatch.setattr(outbox, "_take", lambda *args, **kwargs: (found := take(*args, **kwargs)) and (
         claimed.append(found[1]) or found))
-    return claimed
-
-
-def test_on_an_ordered_route_a_clients_only_pending_message_goes_to_the_worker_without_a_claim(
-        database_url, tmp_path, monkeypatch):
-    from gateway.app import create_app
-    from tests.conftest import LiveGateway, make_settings
-
-    claimed = _counting_claims(monkeypatch)
     settings = make_settings(database_url, tmp_path, routes_file=str(_ordered_notice_route(tmp_path)),
                              worker_poll_interval=60)
     with ThreadServer(create_app(settings)) as server, ThreadServer(create_sink(), ready_path="/_stats") as partner:
         live = LiveGateway(server)
         live.add_partner("partner-a", partner.url + "/inbox")
         with live.client("hulpverlener") as client:
-            first = submit(client, notice("r-ordered-alone"), route="webhook.notice-ordered").json()["exchange_id"]
-            eventually(lambda: exchange_state(client, first) == "delivered", timeout=20)
-        assert sink_stats(partner.url)["requests"] == 1
+            yield client, partner.url, claimed
+
+
+def test_on_an_ordered_route_a_clients_only_pending_message_goes_to_the_worker_without_a_claim(
+        database_url, tmp_path, monkeypatch):
+    with _ordered_gateway(database_url, tmp_path, monkeypatch) as (client, partner, claimed):
+        first = submit(client, notice("r-ordered-alone"), route="webhook.notice-ordered").json()["exchange_id"]
+        eventually(lambda: exchange_state(client, first) == "delivered", timeout=20)
+        assert sink_stats(partner)["requests"] == 1
     assert sum(claimed) == 0  # marked sending and leased in the commit that queued it
 
 
 def test_on_an_ordered_route_a_message_behind_the_clients_pending_one_waits_for_it_and_a_claim(
         database_url, tmp_path, monkeypatch):
-    from gateway.app import create_app
-    from tests.conftest import LiveGateway, make_settings
-
-    claimed = _counting_claims(monkeypatch)
-    settings = make_settings(database_url, tmp_path, routes_file=str(_ordered_notice_route(tmp_path)),
-                             worker_poll_interval=60)
-    with ThreadServer(create_app(settings)) as server, ThreadServer(create_sink(), ready_path="/_stats") as partner:
-        live = LiveGateway(server)
-        live.add_partner("partner-a", partner.url + "/inbox")
-        sink_control(partner.url, mode="late", delay=1.5, count=1)  # the first is applied, answered late
-        with live.client("hulpverlener") as client:
-            first = submit(client, notice("r-ordered-held-1"), route="webhook.notice-ordered").json()["exchange_id"]
-            eventually(lambda: sink_stats(partner.url)["requests"] == 1)
-            second = submit(client, notice("r-ordered-held-2"), route="webhook.notice-ordered").json()["exchange_id"]
-            assert (exchange_state(client, first), exchange_state(client, second)) == ("sending", "queued")
-            time.sleep(0.5)  # the worker has a slot free: only the order holds the second back
-            assert exchange_state(client, second) == "queued" and sink_stats(partner.url)["requests"] == 1
-            eventually(lambda: exchange_state(client, second) == "delivered", timeout=20)
-            assert exchange_state(client, first) == "delivered"
-        assert sink_stats(partner.url)["requests"] == 2
+    with _ordered_gateway(database_url, tmp_path, monkeypatch) as (client, partner, claimed):
+        sink_control(partner, mode="late", delay=1.5, count=1)  # the first is applied, answered late
+        first = submit(client, notice("r-ordered-held-1"), route="webhook.notice-ordered").json()["exchange_id"]
+        eventually(lambda: sink_stats(partner)["requests"] == 1)
+        second = submit(client, notice("r-ordered-held-2"), route="webhook.notice-ordered").json()["exchange_id"]
+        assert (exchange_state(client, first), exchange_state(client, second)) == ("sending", "queued")
+        time.sleep(0.5)  # the worker has a slot free: only the order holds the second back
+        assert exchange_state(client, second) == "queued" and sink_stats(partner)["requests"] == 1
+        eventually(lambda: exchange_state(client, second) == "delivered", timeout=20)
+        assert exchange_state(client, first) == "delivered"
+        assert sink_stats(partner)["requests"] == 2
     assert sum(claimed) == 1  # the second, claimed once the first was recorded
 
 
