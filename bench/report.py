@@ -648,7 +648,12 @@ def _gap(results: dict[str, Any], w: Any) -> None:
       "was 477–963). Its two-process rate is higher now, and so is the bar. Measured and not kept: answering "
       "whether the connector is paused with a shared PostgreSQL batch's other checked statements instead of a "
       "read the batch waits for (single passes 388, 382 and 501, 463 per second against 373, 432 and 505, 455 "
-      "with one and two processes: no difference beyond the spread).\n")
+      "with one and two processes: no difference beyond the spread); and, on PostgreSQL, awaiting a request's "
+      "look-ups on an asyncio connection (psycopg's) instead of blocking the event loop on the kept one, which "
+      "a profile had shown waiting a third of its time: four rounds of single passes, 283, 323, 314 and 268 "
+      "against 257, 308, 289 and 307 per second with one process, 372, 345, 424 and 368 against 399, 380, 351 "
+      "and 394 with two — the loop's wait was not what held the rate, and the CPU the asyncio driver costs "
+      "took back what the wait gave.\n")
     w("The previous full run (session 11, commit `5ea4989`, three rounds) was on an Intel Xeon machine: "
       "Schakel's JSON notice on SQLite 427.1 and 552.5 per second with one and two processes (the relay 1.33 "
       "and 1.05 times that), on PostgreSQL 252.8 and 345.9 (2.25 and 1.68 times); the WMO301 2.84 to 5.13 "
