@@ -83,7 +83,8 @@ class Relay:
     def start(self, target: str) -> "Relay":
         env = {"RELAY_TARGET": target, "RELAY_CLIENT": self.client}
         for i in range(self.processes):
-            port = free_port()
+            while (port := free_port()) in self.ports:  # two asks may get one port: then one relay would answer for both
+                pass
             command = [sys.executable, "-m", "uvicorn", "relay:create_app", "--factory", "--app-dir", str(HERE),
                        "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
             self.ports.append(port)

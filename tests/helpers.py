@@ -40,3 +40,14 @@ def sink_stats(sink_url: str) -> dict[str, int]:
 
 def sink_control(sink_url: str, **settings: Any) -> None:
     httpx.post(f"{sink_url}/_control", json=settings, timeout=10).raise_for_status()
+
+
+def ordered_notice_route(tmp_path: Any) -> Any:
+    """A routes file with the webhook notice route made ordered: one message per client at a time."""
+    import json
+
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(json.dumps({"routes": [{
+        "id": "webhook.notice-ordered", "message_type": "notice", "target": "webhook", "purpose": "signalering",
+        "legal_bases": ["toestemming"], "mapping": "webhook_notice", "ordered": True}]}))
+    return routes

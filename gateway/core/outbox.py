@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
-from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from gateway.core import audit
@@ -94,6 +94,25 @@ _PENDING_FOR_CLIENT = Statement(
 # PostgreSQL: the client's turn, held until the transaction ends (other processes write at once).
 _TRY_CLIENT_LOCK = Statement(select(func.pg_try_advisory_xact_lock(func.hashtextextended(bindparam("key"), 0))
                                      .label("taken")))
+_TRY_CLIENT_LOCKS = text("SELECT key, pg_try_advisory_xact_lock(hashtextextended(key, 0)) AS taken "
+                         "FROM unnest(CAST(:keys AS text[])) AS key")
+
+
+def _client_key(partner_id: str, subject: str) -> str:
+    # The partner id's length first: an id with a colon in it cannot pass for another pair.
+    return f"schakel-ordered:{len(partner_id)}:{partner_id}:{subject}"
+
+
+def _clients_taken(session: Session, clients: set[tuple[str, str | None]]) -> set[tuple[str, str | None]]:
+    """On PostgreSQL, the clients whose lock (:func:`first_in_line`) another transaction holds;
+    this one takes the others' locks, without waiting, until it ends. SQLite: none — its
+    transactions write one at a time."""
+    keys = {_client_key(partner_id, subject): (partner_id, subject) for partner_id, subject in clients
+            if subject is not None}
+    if not keys or session.get_bind().dialect.name != "postgresql":
+        return set()
+    return {keys[row.key] for row in session.connection().execute(_TRY_CLIENT_LOCKS, {"keys": list(keys)})
+            if not row.taken}
 
 
 def _due(now: Any) -> list[Any]:
@@ -156,7 +175,14 @@ def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: 
         subjects = {row.id: (row.route_id, row.subject) for row in connection.execute(
             select(EXCHANGES.c.id, EXCHANGES.c.route_id, EXCHANGES.c.subject)
             .where(EXCHANGES.c.id.in_([row.exchange_id for row in candidates])))}
-        busy = {(row.partner_id, row.subject) for row in connection.execute(
+        # A client whose message another transaction may be handing straight to its worker
+        # (first_in_line) waits: on PostgreSQL that one holds the client's lock, and here, a
+        # message of theirs queued in this very transaction is not in the table yet. The lease
+        # read below comes after the locks, so it sees a hand-off committed just before.
+        clients = {(row.partner_id, subjects[row.exchange_id][1]) for row in candidates
+                   if subjects.get(row.exchange_id, ("", None))[0] in ordered}
+        busy = _clients_taken(session, clients) | (session.info.get("ordered_clients", set()) & clients)
+        busy |= {(row.partner_id, row.subject) for row in connection.execute(
             select(ITEMS.c.partner_id, EXCHANGES.c.subject).join(EXCHANGES, EXCHANGES.c.id == ITEMS.c.exchange_id)
             .where(ITEMS.c.lease_until > now, EXCHANGES.c.route_id.in_(ordered)))}
     chosen: list[tuple[str, str]] = []
@@ -288,17 +314,19 @@ def first_in_line(session: Session, partner_id: str, subject: str | None) -> boo
     """Whether a message on an ordered route, queued in this transaction, may start at once
     (:func:`start_now`): only when nothing else of the same client is pending for the partner —
     in the database, or queued earlier in this transaction — and, on PostgreSQL, no other
-    transaction is deciding on the same client (an advisory lock held until this one ends; a lock
-    another holds means wait for a claim, never a wait here, so two batches cannot deadlock). Every
-    ordered message queued asks, started or not, so that a younger one in the same transaction
-    never overtakes it. ``False`` leaves the message to a claim, which keeps the order as before."""
+    transaction is deciding on the same client (an advisory lock held until this one ends, which
+    a claim takes too, :func:`_take`; a lock another holds means wait for a claim, never a wait
+    here, so two batches cannot deadlock). Every ordered message queued asks, started or not, so
+    that a younger one in the same transaction never overtakes it, and a claim in the same
+    transaction leaves its client alone. ``False`` leaves the message to a claim, which keeps the
+    order as before."""
     queued = session.info.setdefault("ordered_clients", set())
     key = (partner_id, subject)
     if subject is None or key in queued:
         return False
     queued.add(key)
     if session.get_bind().dialect.name == "postgresql" and not _TRY_CLIENT_LOCK.first(
-            session, key=f"schakel-ordered:{partner_id}:{subject}")[0]:
+            session, key=_client_key(partner_id, subject))[0]:
         return False
     return _PENDING_FOR_CLIENT.first(session, partner_id=partner_id, subject=subject) is None
 

@@ -340,8 +340,11 @@ class Pipeline:
                 lease_owner = lease_until = None
                 # On an ordered route, only the client's first pending message may skip the claim.
                 in_line = not route.ordered or outbox.first_in_line(session, partner.id, subject)
-                if sending is not None and in_line:
-                    sending.attempt = outbox.start_now(gw, session, exchange, partner, sending.body, sending.view)
+                if sending is not None:
+                    # Decided afresh each time the unit runs: a batch given up and run again unit
+                    # by unit must not keep an attempt its first run started.
+                    sending.attempt = (outbox.start_now(gw, session, exchange, partner, sending.body, sending.view)
+                                       if in_line else None)
                     if sending.attempt is not None:  # leased like a claimed message: a crash lets it go
                         lease_owner = sending.worker.owner
                         lease_until = now + timedelta(seconds=gw.settings.lease_seconds)

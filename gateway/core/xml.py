@@ -85,7 +85,7 @@ _XINCLUDE = tuple(f"{{{namespace}}}*" for namespace in XINCLUDE_NAMESPACES)
 @lru_cache(maxsize=8)
 def _deeper_than(depth: int) -> etree.XPath:
     # The root is at depth 1, so an element below ``depth`` is ``depth`` child steps from it.
-    return etree.XPath("boolean(" + "/".join(["*"] * depth) + ")")
+    return etree.XPath("boolean(" + ("/".join(["*"] * depth) or ".") + ")")  # below depth 0: the root itself
 
 
 @lru_cache(maxsize=8)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 
 from gateway.builtin.webhook.simulator import create_app as create_sink
-from tests.helpers import eventually, exchange_state, notice, sink_control, sink_stats, submit
+from tests.helpers import eventually, exchange_state, notice, ordered_notice_route, sink_control, sink_stats, submit
 from tests.servers import ROOT, ThreadServer
 
 
@@ -255,17 +255,6 @@ def test_a_claim_gives_a_partner_no_more_than_what_is_left_of_its_share(live_gat
     assert len(attempts) == 4
 
 
-def _ordered_notice_route(tmp_path):
-    """A routes file with the webhook notice route made ordered: one message per client at a time."""
-    import json
-
-    routes = tmp_path / "routes.yaml"
-    routes.write_text(json.dumps({"routes": [{
-        "id": "webhook.notice-ordered", "message_type": "notice", "target": "webhook", "purpose": "signalering",
-        "legal_bases": ["toestemming"], "mapping": "webhook_notice", "ordered": True}]}))
-    return routes
-
-
 def test_on_an_ordered_route_a_clients_next_message_waits_until_the_one_before_is_done(database_url, tmp_path):
     """Two WMO301s about one client must not be attempted at once: each reads the client's
     arrangements and then writes, and an older one could leave in force what a newer one ended."""
@@ -274,7 +263,7 @@ def test_on_an_ordered_route_a_clients_next_message_waits_until_the_one_before_i
     from gateway.core.connectors import DeliveryResult
     from tests.conftest import LiveGateway, make_settings
 
-    routes = _ordered_notice_route(tmp_path)
+    routes = ordered_notice_route(tmp_path)
     settings = make_settings(database_url, tmp_path, routes_file=str(routes), worker_enabled=False)
     with ThreadServer(create_app(settings)) as server:
         live = LiveGateway(server)
@@ -300,7 +289,7 @@ def test_on_an_ordered_route_a_clients_next_message_goes_as_soon_as_the_one_befo
     from gateway.app import create_app
     from tests.conftest import LiveGateway, make_settings
 
-    routes = _ordered_notice_route(tmp_path)
+    routes = ordered_notice_route(tmp_path)
     settings = make_settings(database_url, tmp_path, routes_file=str(routes), worker_poll_interval=60)
     with ThreadServer(create_app(settings)) as server, ThreadServer(create_sink(), ready_path="/_stats") as partner:
         live = LiveGateway(server)
@@ -326,8 +315,9 @@ def _ordered_gateway(database_url, tmp_path, monkeypatch):
     take = outbox._take
     monkeypatch.setattr(outbox, "_take", lambda *args, **kwargs: (found := take(*args, **kwargs)) and (
         claimed.append(found[1]) or found))
-    settings = make_settings(database_url, tmp_path, routes_file=str(_ordered_notice_route(tmp_path)),
-                             worker_poll_interval=60)
+    # A deadline longer than the late answer below: its attempt must end delivered, not timed out.
+    settings = make_settings(database_url, tmp_path, routes_file=str(ordered_notice_route(tmp_path)),
+                             worker_poll_interval=60, attempt_deadline_seconds=15)
     with ThreadServer(create_app(settings)) as server, ThreadServer(create_sink(), ready_path="/_stats") as partner:
         live = LiveGateway(server)
         live.add_partner("partner-a", partner.url + "/inbox")
@@ -347,7 +337,7 @@ def test_on_an_ordered_route_a_clients_only_pending_message_goes_to_the_worker_w
 def test_on_an_ordered_route_a_message_behind_the_clients_pending_one_waits_for_it_and_a_claim(
         database_url, tmp_path, monkeypatch):
     with _ordered_gateway(database_url, tmp_path, monkeypatch) as (client, partner, claimed):
-        sink_control(partner, mode="late", delay=1.5, count=1)  # the first is applied, answered late
+        sink_control(partner, mode="late", delay=6, count=1)  # the first is applied, answered late
         first = submit(client, notice("r-ordered-held-1"), route="webhook.notice-ordered").json()["exchange_id"]
         eventually(lambda: sink_stats(partner)["requests"] == 1)
         second = submit(client, notice("r-ordered-held-2"), route="webhook.notice-ordered").json()["exchange_id"]
@@ -397,6 +387,58 @@ def test_on_postgresql_a_client_another_transaction_is_deciding_on_waits_for_a_c
             for session in (one, other):
                 session.rollback()
                 session.close()
+
+
+@contextmanager
+def _one_waiting_ordered_message(database_url, tmp_path):
+    """A gateway whose worker does not run, with one ordered message of the notices' client queued
+    (nothing has claimed it); the gateway and that client's pseudonym."""
+    from gateway.app import create_app
+    from gateway.core.models import Exchange
+    from tests.conftest import LiveGateway, make_settings
+
+    settings = make_settings(database_url, tmp_path, routes_file=str(ordered_notice_route(tmp_path)),
+                             worker_enabled=False)
+    with ThreadServer(create_app(settings)) as server:
+        live = LiveGateway(server)
+        live.add_partner("partner-a", "http://127.0.0.1:9/unused")
+        with live.client("hulpverlener") as client:
+            waiting = submit(client, notice("r-ordered-waiting"), route="webhook.notice-ordered").json()["exchange_id"]
+        with live.gw.store.reading() as session:
+            subject = session.get(Exchange, waiting).subject
+        yield live.gw, subject
+
+
+def test_a_claim_leaves_alone_a_client_whose_message_its_own_transaction_queued(database_url, tmp_path):
+    """A group commit may put a claim in the same transaction as the units that queue messages:
+    a message of the client queued (and perhaps handed to the worker) earlier in it is not in the
+    table yet, so the claim must not take another of theirs meanwhile."""
+    from gateway.core import outbox
+
+    with _one_waiting_ordered_message(database_url, tmp_path) as (gw, subject):
+        with gw.store.transaction() as session:
+            outbox.first_in_line(session, "partner-a", subject)  # as the unit queueing a message does
+            assert outbox._take(gw, session, "test-owner", 32, 32, {}) == ([], 0)
+        assert outbox.take(gw, "test-owner", 32, per_partner=32)[1] == 1  # alone, the claim takes it
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_claim_leaves_alone_a_client_another_transaction_is_deciding_on(postgres_url, tmp_path):
+    """Found in review: a message handed to the worker by a transaction not yet committed is
+    invisible to a claim in another process, which could take an older one of the same client at
+    the same time. The claim takes the client's lock too, without waiting, and passes over a
+    client whose lock another transaction holds."""
+    from gateway.core import outbox
+
+    with _one_waiting_ordered_message(postgres_url, tmp_path) as (gw, subject):
+        deciding = gw.store.open_batch()
+        try:
+            assert outbox.first_in_line(deciding, "partner-a", subject) is False  # pending, but it holds the lock
+            assert outbox.take(gw, "test-owner", 32, per_partner=32) == ([], 0)
+        finally:
+            deciding.rollback()
+            deciding.close()
+        assert outbox.take(gw, "test-owner", 32, per_partner=32)[1] == 1
 
 
 def test_an_outcome_another_attempt_already_recorded_is_not_written_again_and_the_batch_others_are(

@@ -131,6 +131,46 @@ def test_a_paused_partner_or_connector_keeps_the_message_queued_and_the_slot_is_
     assert worker.started == [] and worker.released == ["partner-a"]
 
 
+def test_a_hand_off_is_decided_afresh_when_its_unit_runs_again(database_url, tmp_path):
+    """Found in review: a group commit that gives up a batch runs its units again one by one. A
+    message on an ordered route handed to the worker in the first run, whose client meanwhile has
+    another message pending, must not keep that first run's attempt (it would be sent unleased,
+    beside the claim of the other)."""
+    from tests.conftest import make_settings
+    from tests.helpers import ordered_notice_route
+
+    settings = make_settings(database_url, tmp_path, routes_file=str(ordered_notice_route(tmp_path)))
+    gateway = Gateway(settings)
+    upgrade(gateway.store.url)
+    try:
+        with gateway.store.transaction() as session:
+            partner_registry.create(session, partner_registry.PartnerIn(
+                id="partner-a", connector_type="webhook", name="Partner A", endpoint="http://127.0.0.1:9/inbox"),
+                gateway.registry.connectors["webhook"].manifest, gateway.box, audit.Actor.system("test"))
+        grant_consent(gateway, "C-1001", partner_id="partner-a")
+        body = json.dumps(notice("r-rerun")).encode()
+        prepared = gateway.pipeline._prepare("webhook.notice-ordered", body, "application/json", WORKER, None, None,
+                                             None, False, None, FakeWorker())
+
+        class GivenUp(Exception):
+            pass
+
+        with pytest.raises(GivenUp), gateway.store.transaction() as session:
+            prepared.persist(session)
+            assert prepared.sending.attempt is not None  # the first run hands it to the worker
+            raise GivenUp  # the batch is given up: nothing of it is written
+        gateway.workers.append(FakeWorker(free=False))
+        other = asyncio.run(gateway.pipeline.submit_async("webhook.notice-ordered",
+                                                          json.dumps(notice("r-other")).encode(),
+                                                          "application/json", WORKER))
+        assert other.status == 202  # queued for a claim: now the client has a message pending
+        with gateway.store.transaction() as session:
+            prepared.persist(session)
+        assert prepared.sending.attempt is None
+    finally:
+        gateway.store.dispose()
+
+
 def test_the_hand_off_checks_the_basis_again_inside_its_own_transaction(gw):
     """What a claim would find, the hand-off finds: a consent withdrawn after the message was
     authorised keeps it from being marked sending (the claim then refuses it)."""

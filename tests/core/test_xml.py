@@ -87,9 +87,12 @@ def test_a_document_exactly_at_each_limit_is_accepted(document, limits):
     (_nested(65), XmlLimits()),
     (b"<a>" + b"<b/>" * 10 + b"</a>", XmlLimits(max_elements=10)),
     (_attributes(101), XmlLimits()),
-    (b"<r>" + b"<a>" * 2 + _nested(2) + b"</a>" * 2 + b"<z/></r>", XmlLimits(max_depth=4)),
+    (b"<r><z/>" + b"<a>" * 2 + _nested(2) + b"</a>" * 2 + b"</r>", XmlLimits(max_depth=4)),
+    (b'<a x="1" y="2" z="3" w="4"><b/></a>', XmlLimits(max_attributes=3)),
+    (b"<a/>", XmlLimits(max_depth=0)),
     (b'<a y="1"><b/><c><d/><e ' + b" ".join(b'x%d="1"' % i for i in range(4)) + b'/></c></a>', XmlLimits(max_attributes=3)),
-], ids=["65 deep", "11 elements", "101 attributes", "too deep in a later branch", "too many on a later leaf"])
+], ids=["65 deep", "11 elements", "101 attributes", "too deep in a later branch", "too many on a later leaf",
+        "too many on the root", "no depth at all"])
 def test_one_past_any_limit_is_refused_anywhere_in_the_document(document, limits):
     with pytest.raises(Problem) as refused:
         parse_xml(document, limits)
@@ -98,10 +101,11 @@ def test_one_past_any_limit_is_refused_anywhere_in_the_document(document, limits
 
 @pytest.mark.parametrize("namespace", ["http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude"])
 def test_xinclude_is_refused_even_deep_inside_and_under_any_prefix(namespace):
-    document = f'<r><a><b><x:fallback xmlns:x="{namespace}"/></b></a></r>'.encode()
-    with pytest.raises(Problem) as refused:
-        parse_xml(document)
-    assert refused.value.slug == "xml-forbidden-construct"
+    for document in (f'<r><a><b><x:fallback xmlns:x="{namespace}"/></b></a></r>'.encode(),
+                     f'<r><a><include xmlns="{namespace}" href="file:///etc/passwd"/></a></r>'.encode()):
+        with pytest.raises(Problem) as refused:
+            parse_xml(document)
+        assert refused.value.slug == "xml-forbidden-construct"
 
 
 def test_only_bytes_are_parsed_never_a_path():
