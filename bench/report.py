@@ -498,8 +498,10 @@ def _gap(results: dict[str, Any], w: Any) -> None:
         if node:
             text += (f"; Node-RED {_num(node['end_to_end_rate'])} "
                      f"({_ratio(node['end_to_end_rate'], best['end_to_end_rate'])} that)")
+        relay_one = sat.get("relay-1")
         text += (f". Per message, Schakel on SQLite in one process used {_num(one['cpu_ms_per_delivered'], 2)} ms of "
-                 f"CPU, the relay {_num(relay['cpu_ms_per_delivered'], 2) if relay else '–'} ms and Node-RED "
+                 f"CPU, the relay in one process {_num(relay_one['cpu_ms_per_delivered'], 2) if relay_one else '–'} ms "
+                 f"and Node-RED "
                  f"{_num(node['cpu_ms_per_delivered'], 2) if node else '–'} ms")
         rows = one.get("rows_written") or {}
         if rows.get("exchanges"):
