@@ -91,9 +91,7 @@ _RETRY_ITEM = Statement(update(ITEMS).where(ITEMS.c.exchange_id == bindparam("ex
 _PENDING_FOR_CLIENT = Statement(
     select(ITEMS.c.exchange_id).join(EXCHANGES, EXCHANGES.c.id == ITEMS.c.exchange_id)
     .where(ITEMS.c.partner_id == bindparam("partner_id"), EXCHANGES.c.subject == bindparam("subject")).limit(1))
-# PostgreSQL: the client's turn, held until the transaction ends (other processes write at once).
-_TRY_CLIENT_LOCK = Statement(select(func.pg_try_advisory_xact_lock(func.hashtextextended(bindparam("key"), 0))
-                                     .label("taken")))
+# PostgreSQL: each client's turn, held until the transaction ends (other processes write at once).
 _TRY_CLIENT_LOCKS = text("SELECT key, pg_try_advisory_xact_lock(hashtextextended(key, 0)) AS taken "
                          "FROM unnest(CAST(:keys AS text[])) AS key")
 
@@ -325,8 +323,7 @@ def first_in_line(session: Session, partner_id: str, subject: str | None) -> boo
     if subject is None or key in queued:
         return False
     queued.add(key)
-    if session.get_bind().dialect.name == "postgresql" and not _TRY_CLIENT_LOCK.first(
-            session, key=_client_key(partner_id, subject))[0]:
+    if _clients_taken(session, {key}):
         return False
     return _PENDING_FOR_CLIENT.first(session, partner_id=partner_id, subject=subject) is None
 

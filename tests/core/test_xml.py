@@ -88,9 +88,9 @@ def test_a_document_exactly_at_each_limit_is_accepted(document, limits):
     (b"<a>" + b"<b/>" * 10 + b"</a>", XmlLimits(max_elements=10)),
     (_attributes(101), XmlLimits()),
     (b"<r><z/>" + b"<a>" * 2 + _nested(2) + b"</a>" * 2 + b"</r>", XmlLimits(max_depth=4)),
+    (b'<a y="1"><b/><c><d/><e ' + b" ".join(b'x%d="1"' % i for i in range(4)) + b'/></c></a>', XmlLimits(max_attributes=3)),
     (b'<a x="1" y="2" z="3" w="4"><b/></a>', XmlLimits(max_attributes=3)),
     (b"<a/>", XmlLimits(max_depth=0)),
-    (b'<a y="1"><b/><c><d/><e ' + b" ".join(b'x%d="1"' % i for i in range(4)) + b'/></c></a>', XmlLimits(max_attributes=3)),
 ], ids=["65 deep", "11 elements", "101 attributes", "too deep in a later branch", "too many on a later leaf",
         "too many on the root", "no depth at all"])
 def test_one_past_any_limit_is_refused_anywhere_in_the_document(document, limits):
