@@ -113,6 +113,23 @@ def _clients_taken(session: Session, clients: set[tuple[str, str | None]]) -> se
             if not row.taken}
 
 
+def _heads_of_line(connection: Any, ordered: list[str], clients: set[tuple[str, str | None]]
+                   ) -> dict[tuple[str, str | None], str]:
+    """Each client's oldest pending message on the ordered routes (in the order they were
+    accepted), whatever its state in the outbox: due, leased, waiting for a retry or held."""
+    subjects = {subject for _, subject in clients if subject is not None}
+    if not subjects:
+        return {}
+    heads: dict[tuple[str, str | None], str] = {}
+    for row in connection.execute(
+            select(ITEMS.c.exchange_id, ITEMS.c.partner_id, EXCHANGES.c.subject)
+            .join(EXCHANGES, EXCHANGES.c.id == ITEMS.c.exchange_id)
+            .where(EXCHANGES.c.route_id.in_(ordered), EXCHANGES.c.subject.in_(subjects))
+            .order_by(EXCHANGES.c.created_at, EXCHANGES.c.id)):
+        heads.setdefault((row.partner_id, row.subject), row.exchange_id)
+    return heads
+
+
 def _due(now: Any) -> list[Any]:
     return [OutboxItem.held.is_(False), OutboxItem.due_at <= now,
             or_(OutboxItem.lease_until.is_(None), OutboxItem.lease_until < now)]
@@ -167,29 +184,29 @@ def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: 
     ordered = [route.id for route in gw.registry.routes.values() if route.ordered]
     subjects: dict[str, tuple[str, str | None]] = {}
     busy: set[tuple[str, str | None]] = set()
+    heads: dict[tuple[str, str | None], str] = {}
     if ordered:
-        # On an ordered route, a client's next message waits while one of theirs is out (leased,
-        # by any process) and goes oldest first (candidates are in due order per partner).
+        # On an ordered route only a client's oldest pending message may go: not while it is out
+        # (leased, by any process), nor while it waits for its retry or its partner is paused,
+        # though a younger one of theirs is due sooner.
         subjects = {row.id: (row.route_id, row.subject) for row in connection.execute(
             select(EXCHANGES.c.id, EXCHANGES.c.route_id, EXCHANGES.c.subject)
             .where(EXCHANGES.c.id.in_([row.exchange_id for row in candidates])))}
         # A client whose message another transaction may be handing straight to its worker
         # (first_in_line) waits: on PostgreSQL that one holds the client's lock, and here, a
-        # message of theirs queued in this very transaction is not in the table yet. The lease
-        # read below comes after the locks, so it sees a hand-off committed just before.
+        # message of theirs queued in this very transaction is not in the table yet. The read
+        # of the heads comes after the locks, so it sees a hand-off committed just before.
         clients = {(row.partner_id, subjects[row.exchange_id][1]) for row in candidates
                    if subjects.get(row.exchange_id, ("", None))[0] in ordered}
         busy = _clients_taken(session, clients) | (session.info.get("ordered_clients", set()) & clients)
-        busy |= {(row.partner_id, row.subject) for row in connection.execute(
-            select(ITEMS.c.partner_id, EXCHANGES.c.subject).join(EXCHANGES, EXCHANGES.c.id == ITEMS.c.exchange_id)
-            .where(ITEMS.c.lease_until > now, EXCHANGES.c.route_id.in_(ordered)))}
+        heads = _heads_of_line(connection, ordered, clients)
     chosen: list[tuple[str, str]] = []
     for exchange_id, partner_id in candidates:
         left = budget.get(partner_id, per_partner)
         route_id, subject = subjects.get(exchange_id, ("", None))
         key = (partner_id, subject)
         serial = route_id in ordered
-        if serial and key in busy:
+        if serial and (key in busy or heads.get(key, exchange_id) != exchange_id):
             continue
         if serial:
             busy.add(key)  # the older ones come first; a younger one waits even if this one is locked elsewhere

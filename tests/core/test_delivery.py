@@ -255,24 +255,32 @@ def test_a_claim_gives_a_partner_no_more_than_what_is_left_of_its_share(live_gat
     assert len(attempts) == 4
 
 
-def test_on_an_ordered_route_a_clients_next_message_waits_until_the_one_before_is_done(database_url, tmp_path):
-    """Two WMO301s about one client must not be attempted at once: each reads the client's
-    arrangements and then writes, and an older one could leave in force what a newer one ended."""
+@contextmanager
+def _ordered_gateway_without_worker(database_url, tmp_path):
+    """A gateway with the ordered notice route whose worker does not run (the test claims and
+    records), a partner nobody answers at, and a worker's client; the gateway and that client."""
     from gateway.app import create_app
-    from gateway.core import outbox
-    from gateway.core.connectors import DeliveryResult
     from tests.conftest import LiveGateway, make_settings
 
-    routes = ordered_notice_route(tmp_path)
-    settings = make_settings(database_url, tmp_path, routes_file=str(routes), worker_enabled=False)
+    settings = make_settings(database_url, tmp_path, routes_file=str(ordered_notice_route(tmp_path)),
+                             worker_enabled=False)
     with ThreadServer(create_app(settings)) as server:
         live = LiveGateway(server)
         live.add_partner("partner-a", "http://127.0.0.1:9/unused")
         with live.client("hulpverlener") as client:
-            ids = [submit(client, notice(f"r-ordered-{i}"), route="webhook.notice-ordered").json()["exchange_id"]
-                   for i in range(3)]
-            plain = submit(client, notice("r-plain")).json()["exchange_id"]
-        gw = live.gw
+            yield live.gw, client
+
+
+def test_on_an_ordered_route_a_clients_next_message_waits_until_the_one_before_is_done(database_url, tmp_path):
+    """Two WMO301s about one client must not be attempted at once: each reads the client's
+    arrangements and then writes, and an older one could leave in force what a newer one ended."""
+    from gateway.core import outbox
+    from gateway.core.connectors import DeliveryResult
+
+    with _ordered_gateway_without_worker(database_url, tmp_path) as (gw, client):
+        ids = [submit(client, notice(f"r-ordered-{i}"), route="webhook.notice-ordered").json()["exchange_id"]
+               for i in range(3)]
+        plain = submit(client, notice("r-plain")).json()["exchange_id"]
         first, _ = outbox.take(gw, "test-owner", 32, per_partner=32)
         # The oldest of the client's ordered messages, and the unordered one beside it.
         assert sorted(attempt.exchange_id for attempt in first) == sorted([ids[0], plain])
@@ -281,6 +289,33 @@ def test_on_an_ordered_route_a_clients_next_message_waits_until_the_one_before_i
         assert outbox.record(gw, by_id[ids[0]], DeliveryResult("delivered", "ok", 200)) == "delivered"
         second, _ = outbox.take(gw, "test-owner", 32, per_partner=32)
         assert [attempt.exchange_id for attempt in second] == [ids[1]]
+
+
+def test_on_an_ordered_route_a_clients_message_waiting_for_its_retry_holds_back_the_younger_ones(database_url, tmp_path):
+    """A failed attempt reschedules the message, and a younger one of the same client is due
+    before it: the younger one must still wait, or the partner gets the client's messages out of
+    order (an older WMO301 written over a newer one)."""
+    from sqlalchemy import update
+
+    from gateway.core import outbox
+    from gateway.core.connectors import DeliveryResult
+    from gateway.core.models import OutboxItem, utcnow
+
+    with _ordered_gateway_without_worker(database_url, tmp_path) as (gw, client):
+        ids = [submit(client, notice(f"r-ordered-retry-{i}"), route="webhook.notice-ordered").json()["exchange_id"]
+               for i in range(2)]
+        (first,), _ = outbox.take(gw, "test-owner", 32, per_partner=32)
+        assert first.exchange_id == ids[0]
+        assert outbox.record(gw, first, DeliveryResult("retry", "HTTP 503", 503)) == "failed"
+        # The first waits for its retry, not leased and not due; the second is due.
+        assert outbox.take(gw, "test-owner", 32, per_partner=32) == ([], 0)
+        with gw.store.transaction() as session:  # the retry falls due
+            session.execute(update(OutboxItem).where(OutboxItem.exchange_id == ids[0]).values(due_at=utcnow()))
+        again, _ = outbox.take(gw, "test-owner", 32, per_partner=32)
+        assert [attempt.exchange_id for attempt in again] == [ids[0]]
+        assert outbox.record(gw, again[0], DeliveryResult("delivered", "ok", 200)) == "delivered"
+        last, _ = outbox.take(gw, "test-owner", 32, per_partner=32)
+        assert [attempt.exchange_id for attempt in last] == [ids[1]]
 
 
 def test_on_an_ordered_route_a_clients_next_message_goes_as_soon_as_the_one_before_is_recorded(database_url, tmp_path):
@@ -393,20 +428,13 @@ def test_on_postgresql_a_client_another_transaction_is_deciding_on_waits_for_a_c
 def _one_waiting_ordered_message(database_url, tmp_path):
     """A gateway whose worker does not run, with one ordered message of the notices' client queued
     (nothing has claimed it); the gateway and that client's pseudonym."""
-    from gateway.app import create_app
     from gateway.core.models import Exchange
-    from tests.conftest import LiveGateway, make_settings
 
-    settings = make_settings(database_url, tmp_path, routes_file=str(ordered_notice_route(tmp_path)),
-                             worker_enabled=False)
-    with ThreadServer(create_app(settings)) as server:
-        live = LiveGateway(server)
-        live.add_partner("partner-a", "http://127.0.0.1:9/unused")
-        with live.client("hulpverlener") as client:
-            waiting = submit(client, notice("r-ordered-waiting"), route="webhook.notice-ordered").json()["exchange_id"]
-        with live.gw.store.reading() as session:
+    with _ordered_gateway_without_worker(database_url, tmp_path) as (gw, client):
+        waiting = submit(client, notice("r-ordered-waiting"), route="webhook.notice-ordered").json()["exchange_id"]
+        with gw.store.reading() as session:
             subject = session.get(Exchange, waiting).subject
-        yield live.gw, subject
+        yield gw, subject
 
 
 def test_a_claim_leaves_alone_a_client_whose_message_its_own_transaction_queued(database_url, tmp_path):
