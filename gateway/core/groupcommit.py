@@ -136,12 +136,19 @@ class GroupCommit:
         self._tell(tickets)
         return tickets
 
-    async def run_async(self, unit: Callable[[Session], T]) -> T:
-        """:meth:`run` for a coroutine: the event loop goes on while the writer works."""
-        (ticket,) = await self.run_many_async([unit])
+    async def run_async(self, unit: Callable[[Session], T],
+                        abandoned: Callable[[_Ticket[T]], None] | None = None) -> T:
+        """:meth:`run` for a coroutine: the event loop goes on while the writer works.
+        ``abandoned``: as for :meth:`run_many_async`, with the unit's one ticket."""
+        (ticket,) = await self.run_many_async(
+            [unit], None if abandoned is None else lambda tickets: abandoned(tickets[0]))
         return ticket.result()
 
-    async def run_many_async(self, units: list[Callable[[Session], Any]]) -> list[_Ticket[Any]]:
+    async def run_many_async(self, units: list[Callable[[Session], Any]],
+                             abandoned: Callable[[list[_Ticket[Any]]], None] | None = None) -> list[_Ticket[Any]]:
+        """:meth:`run_many` for a coroutine. ``abandoned``: called on the loop with the tickets once
+        they are answered, if the caller gave up waiting (was cancelled) before — for whatever must
+        follow a commit whether or not anybody waits for it."""
         loop = asyncio.get_running_loop()
         waiter = _Waiter(len(units), loop)
         if loop is self._loop:
@@ -151,12 +158,26 @@ class GroupCommit:
                 self._drain = loop.create_task(self._drain_on_loop(), name="group-commit")
         else:
             tickets = self._enqueue(units, waiter)
-        assert waiter.future is not None
+        future = waiter.future
+        assert future is not None
         # A caller that gives up (its client went away) cancels only its wait: the unit is queued
-        # and commits or fails all the same, and only the answer is lost.
-        await waiter.future
+        # and commits or fails all the same, and only the answer is lost — not what follows it:
+        # the listeners still hear of what was committed, and ``abandoned`` of the outcome.
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(lambda _: self._after_abandoned(tickets, abandoned))
+            raise
         self._tell(tickets)
         return tickets
+
+    def _after_abandoned(self, tickets: list[_Ticket[Any]],
+                         abandoned: Callable[[list[_Ticket[Any]]], None] | None) -> None:
+        try:
+            self._tell(tickets)
+        finally:
+            if abandoned is not None:
+                abandoned(tickets)
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Write on this event loop from now on: the units of coroutines running on it are run by a

@@ -11,6 +11,7 @@ of a group commit (:mod:`gateway.core.groupcommit`): concurrent requests share o
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -124,14 +125,27 @@ class Pipeline:
             return prepared
         try:
             with tracer.start_as_current_span("pipeline.persist"):
-                await self.gw.store.batched_async(prepared.persist)
+                await self.gw.store.batched_async(prepared.persist, lambda ticket: self._abandoned(prepared, ticket.ok))
         except idempotency.Taken:
             prepared.release()
             return self._taken(prepared.claim)
+        except asyncio.CancelledError:
+            raise  # the write goes on without us: _abandoned follows it
         except BaseException:
             prepared.release()
             raise
         return self._accepted(prepared)
+
+    def _abandoned(self, prepared: "_Prepared", written: bool) -> None:
+        """The request was cancelled (its client went away) before the write it queued was
+        answered. A message written all the same is on its way like any other: its first attempt,
+        if the write marked it ``sending`` and leased it to this process, starts now — not when
+        the lease runs out, as an attempt "interrupted; outcome unknown" holding back the client's
+        next message on an ordered route."""
+        if written:
+            self._started(prepared)
+        else:
+            prepared.release()
 
     def _prepare(self, route_id: str, body: bytes, media_type: str, principal: Principal,
                  idempotency_key: str | None, claimed_basis: str | None, correlation_id: str | None,
@@ -186,6 +200,11 @@ class Pipeline:
     def _accepted(self, prepared: "_Prepared") -> Answer:
         log.info("exchange_submitted", exchange_id=prepared.exchange_id,
                  state="queued" if prepared.queued else "refused", partner=prepared.partner_id)
+        self._started(prepared)
+        return prepared.answer
+
+    def _started(self, prepared: "_Prepared") -> None:
+        """After the write: the first attempt this process made ready starts, or a claim will."""
         sending = prepared.sending
         if sending is not None and sending.attempt is not None:
             sending.worker.start(sending.attempt)
@@ -193,7 +212,6 @@ class Pipeline:
             prepared.release()
             if prepared.queued:
                 self.gw.wake_workers()
-        return prepared.answer
 
     # --- steps -----------------------------------------------------------------------------------
 

@@ -431,9 +431,12 @@ class Store:
         :mod:`gateway.core.groupcommit` for what a unit may do."""
         return self.group.run(unit)
 
-    async def batched_async(self, unit: Callable[[Session], T]) -> T:
-        """:meth:`batched` for a coroutine, which awaits the commit instead of blocking a thread."""
-        return await self.group.run_async(unit)
+    async def batched_async(self, unit: Callable[[Session], T], abandoned: Callable[[Any], None] | None = None) -> T:
+        """:meth:`batched` for a coroutine, which awaits the commit instead of blocking a thread.
+        ``abandoned(ticket)``: what must follow the commit if the caller is cancelled before it
+        (:meth:`gateway.core.groupcommit.GroupCommit.run_many_async`); ``ticket.ok`` says whether
+        the unit was written."""
+        return await self.group.run_async(unit, abandoned)
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

@@ -131,6 +131,47 @@ def test_a_paused_partner_or_connector_keeps_the_message_queued_and_the_slot_is_
     assert worker.started == [] and worker.released == ["partner-a"]
 
 
+@pytest.mark.parametrize("writer", ["on-the-loop", "thread"])
+def test_a_request_cancelled_while_its_write_is_queued_still_has_its_attempt_started(gw, writer):
+    """The request goes away (cancelled) but the write it queued commits all the same: the message
+    marked sending and leased to this process must not wait for its lease to run out (and then go
+    as an attempt whose outcome is unknown), and what was committed is still told."""
+    grant_consent(gw, "C-1001", partner_id="partner-a")
+    worker = FakeWorker()
+    heard: list[Any] = []
+    gw.store.listeners.append(heard.extend)
+    gw.workers.append(worker)
+
+    async def cancelled_request() -> None:
+        if writer == "on-the-loop":
+            gw.store.group.attach(asyncio.get_running_loop())
+        try:
+            request = asyncio.create_task(gw.pipeline.submit_async(
+                "webhook.notice", json.dumps(notice("r-gone")).encode(), "application/json", WORKER))
+            await asyncio.sleep(0)  # it has read, checked and queued its write
+            assert not request.done()
+            request.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await request
+            for _ in range(500):
+                if worker.started:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            if writer == "on-the-loop":
+                await gw.store.group.detach()
+
+    try:
+        asyncio.run(cancelled_request())
+    finally:
+        gw.workers.remove(worker)
+    (attempt,) = worker.started
+    exchange, item, steps, _ = stored(gw, attempt.exchange_id)
+    assert steps[-1] == "sending" and item.lease_owner == worker.owner
+    assert worker.released == []  # its slot is the attempt's
+    assert [event.to_state for event in heard if event.exchange_id == attempt.exchange_id][-1] == "sending"
+
+
 def test_a_hand_off_is_decided_afresh_when_its_unit_runs_again(database_url, tmp_path):
     """Found in review: a group commit that gives up a batch runs its units again one by one. A
     message on an ordered route handed to the worker in the first run, whose client meanwhile has
