@@ -175,14 +175,14 @@ def retour(bericht: str, root: etree._Element, codes: dict[str, list[str]] | Non
         if local in classes:
             add_codes(node, codes.get(paths[node], [ACCEPTED]) if codes else [ACCEPTED])
         node.tag = renamed + local
-    head = copied.find(f"{{{target_ns}}}Header")
+    head = copied.find(f"{renamed}Header")
     assert head is not None
-    head.find(f"{{{target_ns}}}BerichtCode").text = CODES[target]
-    versie = head.find(f"{{{target_ns}}}XsdVersie")
-    etree.SubElement(head, f"{{{target_ns}}}IdentificatieRetour").text = new_identificatie()
-    etree.SubElement(head, f"{{{target_ns}}}DagtekeningRetour").text = (today or date.today()).isoformat()
+    head.find(f"{renamed}BerichtCode").text = CODES[target]
+    versie = head.find(f"{renamed}XsdVersie")
+    etree.SubElement(head, f"{renamed}IdentificatieRetour").text = new_identificatie()
+    etree.SubElement(head, f"{renamed}DagtekeningRetour").text = (today or date.today()).isoformat()
     retour_versie = copy.deepcopy(versie)
-    retour_versie.tag = f"{{{target_ns}}}XsdVersieRetour"
+    retour_versie.tag = f"{renamed}XsdVersieRetour"
     head.append(retour_versie)
     add_codes(head, header_codes or [ACCEPTED])
     nsmap = {"iwmo": BASIS, target.lower(): target_ns}
