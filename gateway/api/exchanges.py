@@ -95,7 +95,7 @@ def replay_exchange(exchange_id: str, body: ReplayIn, gw: GatewayDep, principal:
         exchange = session.get(Exchange, exchange_id)
         if exchange is None:
             raise Problem("not-found", "No exchange with that id.")
-        outbox.replay(session, exchange, principal.actor(), body.reason)
+        outbox.replay(gw, session, exchange, principal.actor(), body.reason)
         result = exchange_out(exchange)
     gw.wake_workers()
     return result

@@ -98,7 +98,14 @@ class DeliveryWorker:
         self._release_slot(partner_id)
 
     def start(self, attempt: outbox.Attempt) -> None:
-        """Make an attempt in a slot that :meth:`reserve` held for it."""
+        """Make an attempt in a slot that :meth:`reserve` held for it. Not once the worker is
+        stopping: nobody would wait for its outcome, and the shared client may already be closed.
+        The message stays leased to this process, and once the lease runs out a worker takes it
+        again (as an attempt whose outcome is unknown: it cannot tell this one never began)."""
+        if self._stop.is_set():
+            self._release_slot(attempt.partner.id)
+            log.info("attempt_not_started", exchange_id=attempt.exchange_id, reason="worker stopping")
+            return
         task = asyncio.create_task(self._attempt(attempt))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -198,7 +198,7 @@ class OutboxItem(Base):
     """A message waiting to leave. Written in the same transaction as its exchange's state change."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "held", "due_at"),)
+    __table_args__ = (Index("ix_outbox_due", "held", "due_at"), Index("ix_outbox_line", "partner_id", "line", "created_at"))
 
     exchange_id: Mapped[str] = mapped_column(ForeignKey("exchanges.id", ondelete="CASCADE"), primary_key=True)
     partner_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -207,7 +207,11 @@ class OutboxItem(Base):
     held: Mapped[bool] = mapped_column(Boolean, default=False)
     lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Queued at: on an ordered route, the order in which a client's messages go.
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # On an ordered route, the client (the exchange's subject) whose messages to this partner go
+    # one at a time, in the order they were queued; None elsewhere.
+    line: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class InboundRequest(Base):

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
-from sqlalchemy import bindparam, delete, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from gateway.core import audit
@@ -87,10 +87,10 @@ _RETRY_ITEM = Statement(update(ITEMS).where(ITEMS.c.exchange_id == bindparam("ex
                         .values(due_at=bindparam("due_at"), lease_owner=None, lease_until=None))
 
 
-# Whether a client has anything pending for a partner (any route: only ever a reason to wait).
+# Whether a client's line to a partner (their messages on ordered routes) has anything pending.
 _PENDING_FOR_CLIENT = Statement(
-    select(ITEMS.c.exchange_id).join(EXCHANGES, EXCHANGES.c.id == ITEMS.c.exchange_id)
-    .where(ITEMS.c.partner_id == bindparam("partner_id"), EXCHANGES.c.subject == bindparam("subject")).limit(1))
+    select(ITEMS.c.exchange_id).where(ITEMS.c.partner_id == bindparam("partner_id"), ITEMS.c.line == bindparam("subject"))
+    .limit(1))
 # PostgreSQL: each client's turn, held until the transaction ends (other processes write at once).
 _TRY_CLIENT_LOCKS = text("SELECT key, pg_try_advisory_xact_lock(hashtextextended(key, 0)) AS taken "
                          "FROM unnest(CAST(:keys AS text[])) AS key")
@@ -113,21 +113,26 @@ def _clients_taken(session: Session, clients: set[tuple[str, str | None]]) -> se
             if not row.taken}
 
 
-def _heads_of_line(connection: Any, ordered: list[str], clients: set[tuple[str, str | None]]
-                   ) -> dict[tuple[str, str | None], str]:
-    """Each client's oldest pending message on the ordered routes (in the order they were
-    accepted), whatever its state in the outbox: due, leased, waiting for a retry or held."""
-    subjects = {subject for _, subject in clients if subject is not None}
-    if not subjects:
-        return {}
-    heads: dict[tuple[str, str | None], str] = {}
-    for row in connection.execute(
-            select(ITEMS.c.exchange_id, ITEMS.c.partner_id, EXCHANGES.c.subject)
-            .join(EXCHANGES, EXCHANGES.c.id == ITEMS.c.exchange_id)
-            .where(EXCHANGES.c.route_id.in_(ordered), EXCHANGES.c.subject.in_(subjects))
-            .order_by(EXCHANGES.c.created_at, EXCHANGES.c.id)):
-        heads.setdefault((row.partner_id, row.subject), row.exchange_id)
-    return heads
+def _ahead(now: Any) -> Any:
+    """Whether a message on an ordered route has one of its client's before it: another of theirs
+    out (leased, by any process; a younger one can be, handed to its worker before an older one
+    committed in another process), or an older one pending in any state — due, waiting for its
+    retry, held while its partner is paused."""
+    other = ITEMS.alias("other")
+    return select(other.c.exchange_id).where(
+        other.c.partner_id == ITEMS.c.partner_id, other.c.line == ITEMS.c.line,
+        other.c.exchange_id != ITEMS.c.exchange_id,
+        or_(other.c.lease_until > now, other.c.created_at < ITEMS.c.created_at,
+            and_(other.c.created_at == ITEMS.c.created_at, other.c.exchange_id < ITEMS.c.exchange_id))).exists()
+
+
+def _not_free(connection: Any, lines: set[tuple[str, str | None]], now: Any) -> set[tuple[str, str | None]]:
+    """The lines (partner, client) with a message out: read after the client locks."""
+    if not lines:
+        return set()
+    return {(row.partner_id, row.line) for row in connection.execute(
+        select(ITEMS.c.partner_id, ITEMS.c.line)
+        .where(tuple_(ITEMS.c.partner_id, ITEMS.c.line).in_(sorted(lines)), ITEMS.c.lease_until > now))}
 
 
 def _due(now: Any) -> list[Any]:
@@ -166,14 +171,17 @@ def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: 
     budget = {partner: per_partner - count for partner, count in in_flight.items()}
     full = sorted(partner for partner, left in budget.items() if left <= 0)
     rank = func.row_number().over(partition_by=OutboxItem.partner_id, order_by=OutboxItem.due_at).label("rank")
-    due = select(OutboxItem.exchange_id, OutboxItem.partner_id, OutboxItem.due_at, rank).where(*_due(now))
+    # On an ordered route only the message a client's line is waiting for is a candidate, so
+    # that the ones behind it never crowd the candidates of their partner.
+    due = (select(OutboxItem.exchange_id, OutboxItem.partner_id, OutboxItem.line, OutboxItem.due_at, rank)
+           .where(*_due(now), or_(OutboxItem.line.is_(None), ~_ahead(now))))
     if full:
         due = due.where(OutboxItem.partner_id.not_in(full))
     ranked = due.subquery()
     connection = session.connection()
     # Twice as many candidates as wanted: on PostgreSQL other processes may hold some of them.
     candidates = list(connection.execute(
-        select(ranked.c.exchange_id, ranked.c.partner_id).where(ranked.c.rank <= per_partner)
+        select(ranked.c.exchange_id, ranked.c.partner_id, ranked.c.line).where(ranked.c.rank <= per_partner)
         .order_by(ranked.c.rank, ranked.c.due_at).limit(2 * limit)))
     if not candidates:
         return [], 0
@@ -181,35 +189,23 @@ def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: 
         select(ITEMS.c.exchange_id)
         .where(ITEMS.c.exchange_id.in_([row.exchange_id for row in candidates]), *_due(now))
         .with_for_update(skip_locked=True)).scalars())
-    ordered = [route.id for route in gw.registry.routes.values() if route.ordered]
-    subjects: dict[str, tuple[str, str | None]] = {}
+    lines = {(row.partner_id, row.line) for row in candidates if row.line is not None}
     busy: set[tuple[str, str | None]] = set()
-    heads: dict[tuple[str, str | None], str] = {}
-    if ordered:
-        # On an ordered route only a client's oldest pending message may go: not while it is out
-        # (leased, by any process), nor while it waits for its retry or its partner is paused,
-        # though a younger one of theirs is due sooner.
-        subjects = {row.id: (row.route_id, row.subject) for row in connection.execute(
-            select(EXCHANGES.c.id, EXCHANGES.c.route_id, EXCHANGES.c.subject)
-            .where(EXCHANGES.c.id.in_([row.exchange_id for row in candidates])))}
+    if lines:
         # A client whose message another transaction may be handing straight to its worker
         # (first_in_line) waits: on PostgreSQL that one holds the client's lock, and here, a
-        # message of theirs queued in this very transaction is not in the table yet. The read
-        # of the heads comes after the locks, so it sees a hand-off committed just before.
-        clients = {(row.partner_id, subjects[row.exchange_id][1]) for row in candidates
-                   if subjects.get(row.exchange_id, ("", None))[0] in ordered}
-        busy = _clients_taken(session, clients) | (session.info.get("ordered_clients", set()) & clients)
-        heads = _heads_of_line(connection, ordered, clients)
+        # message of theirs queued in this very transaction is not in the table yet. Their lines
+        # are read again after the locks, so a hand-off committed just before is seen.
+        busy = _clients_taken(session, lines) | (session.info.get("ordered_clients", set()) & lines)
+        busy |= _not_free(connection, lines - busy, now)
     chosen: list[tuple[str, str]] = []
-    for exchange_id, partner_id in candidates:
+    for exchange_id, partner_id, line in candidates:
         left = budget.get(partner_id, per_partner)
-        route_id, subject = subjects.get(exchange_id, ("", None))
-        key = (partner_id, subject)
-        serial = route_id in ordered
-        if serial and (key in busy or heads.get(key, exchange_id) != exchange_id):
-            continue
-        if serial:
-            busy.add(key)  # the older ones come first; a younger one waits even if this one is locked elsewhere
+        key = (partner_id, line)
+        if line is not None:
+            if key in busy:
+                continue
+            busy.add(key)  # one message of a client's line at a time
         if exchange_id in locked and left > 0 and len(chosen) < limit:
             chosen.append((exchange_id, partner_id))
             budget[partner_id] = left - 1
@@ -445,8 +441,9 @@ def release_waiting(gw: "Gateway", partner_id: str) -> int:
     return gw.store.batched(unit)
 
 
-def replay(session: Session, exchange: Exchange, actor: audit.Actor, reason: str) -> None:
-    """Give a dead letter a new life: same exchange, same idempotency key, fresh attempts."""
+def replay(gw: "Gateway", session: Session, exchange: Exchange, actor: audit.Actor, reason: str) -> None:
+    """Give a dead letter a new life: same exchange, same idempotency key, fresh attempts. On an
+    ordered route it queues behind what of its client's is pending for the partner."""
     if exchange.state != "dead":
         raise Problem("state-conflict", "Only dead letters can be replayed.")
     if exchange.payload_encrypted is None:
@@ -456,8 +453,10 @@ def replay(session: Session, exchange: Exchange, actor: audit.Actor, reason: str
     exchange.attempts = 0
     exchange.retry_started_at = utcnow()
     transition(session, exchange, "queued", actor=actor, reason="replay")
+    route = gw.registry.routes.get(exchange.route_id)
+    now = utcnow()
     session.add(OutboxItem(exchange_id=exchange.id, partner_id=exchange.partner_id or "", connector_type=exchange.connector_type,
-                           due_at=utcnow()))
+                           due_at=now, created_at=now, line=exchange.subject if route is not None and route.ordered else None))
 
 
 def replay_many(gw: "Gateway", ids: list[str], actor: audit.Actor, reason: str,
@@ -483,7 +482,7 @@ def replay_many(gw: "Gateway", ids: list[str], actor: audit.Actor, reason: str,
                 exchange = session.get(Exchange, exchange_id)
                 if exchange is None:
                     raise Problem("not-found", "No exchange with that id.")
-                replay(session, exchange, actor, reason)
+                replay(gw, session, exchange, actor, reason)
             replayed.append(exchange_id)
         except Problem as problem:
             skipped.append({"exchange_id": exchange_id, "reason": problem.detail or problem.slug})

@@ -130,7 +130,10 @@ class Pipeline:
             prepared.release()
             return self._taken(prepared.claim)
         except asyncio.CancelledError:
-            raise  # the write goes on without us: _abandoned follows it
+            task = asyncio.current_task()
+            if task is None or not task.cancelling():
+                prepared.release()  # the unit's own error, not this request cancelled: nothing follows
+            raise  # otherwise the write goes on without us, and _abandoned follows it
         except BaseException:
             prepared.release()
             raise
@@ -368,7 +371,8 @@ class Pipeline:
                         lease_until = now + timedelta(seconds=gw.settings.lease_seconds)
                 queue_insert(session, OutboxItem, dict(exchange_id=exchange_id, partner_id=partner.id, held=False,
                                                        connector_type=route.target, due_at=now, created_at=now,
-                                                       lease_owner=lease_owner, lease_until=lease_until))
+                                                       lease_owner=lease_owner, lease_until=lease_until,
+                                                       line=subject if route.ordered else None))
             else:
                 transition(session, exchange, "refused", actor=actor, reason=decision.reason)
             queue_insert(session, Exchange, {column: getattr(exchange, column) for column in EXCHANGE_COLUMNS})

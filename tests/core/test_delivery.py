@@ -318,6 +318,84 @@ def test_on_an_ordered_route_a_clients_message_waiting_for_its_retry_holds_back_
         assert [attempt.exchange_id for attempt in last] == [ids[1]]
 
 
+def test_on_an_ordered_route_a_clients_older_message_waits_while_a_younger_one_is_out(database_url, tmp_path):
+    """Two processes may accept a client's messages at nearly the same time, and the younger one's
+    transaction can hand it to its worker before the older one's commits. The older one is then
+    the client's oldest pending message, but must still wait until the younger one is back: never
+    two of one client's messages out at once."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from gateway.core import outbox
+    from gateway.core.models import OutboxItem, utcnow
+
+    with _ordered_gateway_without_worker(database_url, tmp_path) as (gw, client):
+        ids = [submit(client, notice(f"r-ordered-out-{i}"), route="webhook.notice-ordered").json()["exchange_id"]
+               for i in range(2)]
+        with gw.store.transaction() as session:  # the younger one out with another process's worker
+            session.execute(update(OutboxItem).where(OutboxItem.exchange_id == ids[1]).values(
+                lease_owner="other-host:2:worker", lease_until=utcnow() + timedelta(seconds=60)))
+        assert outbox.take(gw, "test-owner", 32, per_partner=32) == ([], 0)
+        with gw.store.transaction() as session:  # its lease runs out: the older one goes first
+            session.execute(update(OutboxItem).where(OutboxItem.exchange_id == ids[1]).values(
+                lease_until=utcnow() - timedelta(seconds=1)))
+        taken, _ = outbox.take(gw, "test-owner", 32, per_partner=32)
+        assert [attempt.exchange_id for attempt in taken] == [ids[0]]
+
+
+def test_on_an_ordered_route_the_messages_behind_a_clients_waiting_one_never_crowd_out_the_partners_others(
+        database_url, tmp_path):
+    """Found in review: a claim looks at each partner's first few due messages. A message back from
+    its retry is due later than the younger ones of its client queued behind it; were those
+    candidates, they would fill the partner's share, all be passed over, and nothing of the
+    partner would be claimed again — not that message, nor another client's."""
+    from sqlalchemy import update
+
+    from gateway.core import outbox
+    from gateway.core.connectors import DeliveryResult
+    from gateway.core.models import OutboxItem, utcnow
+    from tests.conftest import grant_consent
+
+    with _ordered_gateway_without_worker(database_url, tmp_path) as (gw, client):
+        grant_consent(gw, "C-2002", partner_id="partner-a")
+        ids = [submit(client, notice(f"r-ordered-crowd-{i}"), route="webhook.notice-ordered").json()["exchange_id"]
+               for i in range(3)]
+        (first,), _ = outbox.take(gw, "test-owner", 32, per_partner=2)
+        assert outbox.record(gw, first, DeliveryResult("retry", "HTTP 503", 503)) == "failed"
+        other = submit(client, notice("r-ordered-crowd-other", client_id="C-2002"),
+                       route="webhook.notice-ordered").json()["exchange_id"]
+        with gw.store.transaction() as session:  # the retry falls due, after the two behind it
+            session.execute(update(OutboxItem).where(OutboxItem.exchange_id == ids[0]).values(due_at=utcnow()))
+        taken, _ = outbox.take(gw, "test-owner", 32, per_partner=2)
+        assert sorted(attempt.exchange_id for attempt in taken) == sorted([ids[0], other])
+
+
+def test_on_an_ordered_route_a_replayed_message_queues_behind_the_clients_pending_ones(database_url, tmp_path):
+    """A dead letter replayed while a younger message of its client is out waits for it (never two
+    of a client's messages out at once), and goes after what of theirs was already queued."""
+    from gateway.core import audit, outbox
+    from gateway.core.connectors import DeliveryResult
+
+    with _ordered_gateway_without_worker(database_url, tmp_path) as (gw, client):
+        ids = [submit(client, notice(f"r-ordered-replay-{i}"), route="webhook.notice-ordered").json()["exchange_id"]
+               for i in range(3)]
+        (first,), _ = outbox.take(gw, "test-owner", 32, per_partner=32)
+        assert outbox.record(gw, first, DeliveryResult("reject", "HTTP 422", 422)) == "dead"
+        (second,), _ = outbox.take(gw, "test-owner", 32, per_partner=32)
+        assert second.exchange_id == ids[1]  # out
+        assert outbox.replay_many(gw, [ids[0]], audit.Actor.system("test"), "mapping fixed")[0] == [ids[0]]
+        assert outbox.take(gw, "test-owner", 32, per_partner=32) == ([], 0)
+        order, attempt = [], second
+        while attempt is not None:  # one at a time, each once the one before is recorded
+            order.append(attempt.exchange_id)
+            assert outbox.record(gw, attempt, DeliveryResult("delivered", "ok", 200)) == "delivered"
+            taken, _ = outbox.take(gw, "test-owner", 32, per_partner=32)
+            assert len(taken) <= 1
+            attempt = taken[0] if taken else None
+        assert order == [ids[1], ids[2], ids[0]]
+
+
 def test_on_an_ordered_route_a_clients_next_message_goes_as_soon_as_the_one_before_is_recorded(database_url, tmp_path):
     """Not at the worker's next poll: a recorded outcome on an ordered route wakes the worker,
     even after a claim that found the client busy and concluded nothing else was due."""
@@ -499,3 +577,24 @@ def test_an_outcome_another_attempt_already_recorded_is_not_written_again_and_th
         assert sorted(delivered) == sorted(ids)  # once each: the raced one not twice
         assert session.scalars(select(OutboxItem.exchange_id)).all() == []
     assert piped == ([3] if gw.store.is_postgres else [])
+
+
+def test_a_stopping_worker_starts_no_attempt_and_gives_its_slot_back(settings):
+    """Found in review: a request cancelled at shutdown has its write committed while the worker
+    is stopping, and the attempt it prepared must not start then — nobody would wait for its
+    outcome, and the shared client may be closed. The slot is given back; the lease runs out."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from gateway.core.delivery import DeliveryWorker
+    from gateway.core.runtime import Gateway
+
+    async def stopping() -> None:
+        worker = DeliveryWorker(Gateway(settings))
+        worker.running = True
+        assert worker.reserve("partner-a")
+        await worker.stop()
+        worker.start(SimpleNamespace(exchange_id="e-1", partner=SimpleNamespace(id="partner-a")))
+        assert not worker._tasks and sum(worker._in_flight.values()) == 0
+
+    asyncio.run(stopping())

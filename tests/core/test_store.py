@@ -242,3 +242,52 @@ def test_a_queued_insert_the_database_refuses_fails_only_its_own_unit_of_a_share
             assert sorted(session.scalars(select(AuditEntry.detail))) == ["first", "last"]
     finally:
         gw.store.dispose()
+
+
+def test_the_migrations_build_exactly_the_schema_the_models_describe(database_url):
+    """A column or index added to a model needs its migration (an existing database only ever gets
+    what the migrations add); alembic's comparison finds any difference, on both backends."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    from gateway.core.models import Base
+
+    upgrade(database_url)
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_messages_pending_at_the_upgrade_to_outbox_lines_keep_their_clients_order(database_url):
+    """Which routes are ordered is configuration, which the migration cannot see: every message
+    pending when the outbox gets its line column is put in its client's line."""
+    from datetime import datetime
+
+    from sqlalchemy import create_engine, text
+
+    upgrade(database_url, "0003")
+    engine = create_engine(database_url)
+    at = datetime(2026, 12, 1, 9, 0)
+    try:
+        with engine.begin() as connection:
+            for exchange_id, subject in (("e-1", "pseudonym-1"), ("e-2", None)):
+                connection.execute(text(
+                    "INSERT INTO exchanges (id, correlation_id, route_id, message_type, source, connector_type, "
+                    "partner_id, subject, purpose, state, idempotency_key, content_type, payload_digest, fields_out, "
+                    "retry_policy, created_by, created_at, updated_at, retry_started_at, attempts, replays) VALUES "
+                    "(:id, 'c', 'wmo.wmo301', 'WMO301', 'm', 'care4', 'p-1', :subject, 'zorg', 'queued', :key, "
+                    "'application/xml', 'd', '[]', 'standard', 'test', :at, :at, :at, 0, 0)"),
+                    {"id": exchange_id, "subject": subject, "key": f"schakel-{exchange_id}", "at": at})
+                connection.execute(text(
+                    "INSERT INTO outbox (exchange_id, partner_id, connector_type, due_at, held, created_at) "
+                    "VALUES (:id, 'p-1', 'care4', :at, :held, :at)"), {"id": exchange_id, "at": at, "held": False})
+        upgrade(database_url)
+        with engine.connect() as connection:
+            lines = dict(connection.execute(text("SELECT exchange_id, line FROM outbox")).all())
+    finally:
+        engine.dispose()
+    assert lines == {"e-1": "pseudonym-1", "e-2": None}
