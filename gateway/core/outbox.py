@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
-from sqlalchemy import and_, bindparam, delete, func, or_, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from gateway.core import audit
@@ -113,13 +113,26 @@ def _clients_taken(session: Session, clients: set[tuple[str, str | None]]) -> se
             if not row.taken}
 
 
-def _ahead(now: Any) -> Any:
-    """Whether a message on an ordered route has one of its client's before it: another of theirs
-    out (leased, by any process; a younger one can be, handed to its worker before an older one
-    committed in another process), or an older one pending in any state — due, waiting for its
-    retry, held while its partner is paused."""
+def _first_of_their_line(now: Any, dialect: str) -> Any:
+    """Whether a message on an ordered route is the one its line waits for: its client's oldest
+    queued message for the partner, while none of theirs is out (leased, by any process; a younger
+    one can be, handed to its worker before an older one committed in another process). An older
+    one holds it back in any state: due, waiting for its retry, held while its partner is paused.
+
+    Two forms of one condition, each the faster on its database with a backlog (50,000 rows, 200
+    clients: PostgreSQL runs the correlated form once per due row, about 430 ms a claim, and the
+    window in 60 ms; SQLite the window in 135 ms and the correlated form, on ix_outbox_line, in
+    85 ms)."""
+    if dialect == "postgresql":
+        line = (ITEMS.c.partner_id, ITEMS.c.line)
+        place = func.row_number().over(partition_by=line, order_by=(ITEMS.c.created_at, ITEMS.c.exchange_id))
+        out_until = func.max(ITEMS.c.lease_until).over(partition_by=line)
+        lines = select(ITEMS.c.exchange_id, place.label("place"), out_until.label("out_until")).where(
+            ITEMS.c.line.is_not(None)).subquery()
+        return ITEMS.c.exchange_id.in_(select(lines.c.exchange_id).where(
+            lines.c.place == 1, or_(lines.c.out_until.is_(None), lines.c.out_until <= now)))
     other = ITEMS.alias("other")
-    return select(other.c.exchange_id).where(
+    return ~select(other.c.exchange_id).where(
         other.c.partner_id == ITEMS.c.partner_id, other.c.line == ITEMS.c.line,
         other.c.exchange_id != ITEMS.c.exchange_id,
         or_(other.c.lease_until > now, other.c.created_at < ITEMS.c.created_at,
@@ -132,7 +145,10 @@ def _not_free(connection: Any, lines: set[tuple[str, str | None]], now: Any) -> 
         return set()
     return {(row.partner_id, row.line) for row in connection.execute(
         select(ITEMS.c.partner_id, ITEMS.c.line)
-        .where(tuple_(ITEMS.c.partner_id, ITEMS.c.line).in_(sorted(lines)), ITEMS.c.lease_until > now))}
+        # One (partner, line) pair after another, not a row-value IN: SQLite 3.40 plans that as a
+        # scan of the whole outbox, and this as probes of ix_outbox_line.
+        .where(or_(*(and_(ITEMS.c.partner_id == partner_id, ITEMS.c.line == line) for partner_id, line in sorted(lines))),
+               ITEMS.c.lease_until > now))}
 
 
 def _due(now: Any) -> list[Any]:
@@ -174,7 +190,7 @@ def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: 
     # On an ordered route only the message a client's line is waiting for is a candidate, so
     # that the ones behind it never crowd the candidates of their partner.
     due = (select(OutboxItem.exchange_id, OutboxItem.partner_id, OutboxItem.line, OutboxItem.due_at, rank)
-           .where(*_due(now), or_(OutboxItem.line.is_(None), ~_ahead(now))))
+           .where(*_due(now), or_(OutboxItem.line.is_(None), _first_of_their_line(now, session.get_bind().dialect.name))))
     if full:
         due = due.where(OutboxItem.partner_id.not_in(full))
     ranked = due.subquery()
@@ -263,8 +279,10 @@ def _prepare(gw: "Gateway", session: Session, exchange_id: str, partner: partner
     else:
         if exchange.connector_type not in paused:
             paused[exchange.connector_type] = partner_registry.is_connector_paused(session, exchange.connector_type)
+        why = None
         if paused[exchange.connector_type] or partner.state == "paused":
-            why = "connector paused" if paused[exchange.connector_type] else "partner paused"
+            why = partner_registry.still_paused(session, partner.id, exchange.connector_type)
+        if why is not None:
             transition(session, exchange, "parked", actor=WORKER, reason=why)
             item_change = _HOLD_ITEM
         else:

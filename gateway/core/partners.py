@@ -255,6 +255,24 @@ _CONNECTOR_STATE = Statement(select(_CONNECTOR_STATES.c.state)
                              .where(_CONNECTOR_STATES.c.connector_type == bindparam("connector_type")))
 
 
+# The same reads under a share lock (PostgreSQL; SQLite writes one transaction at a time anyway).
+_PARTNER_STATE_LOCKED = Statement(select(PARTNERS.c.state).where(PARTNERS.c.id == bindparam("partner_id"))
+                                  .with_for_update(read=True))
+_CONNECTOR_STATE_LOCKED = Statement(_CONNECTOR_STATE.statement.with_for_update(read=True))
+
+
+def still_paused(session: Bind, partner_id: str, connector_type: str) -> str | None:
+    """Why a claim that read the partner or its connector as paused may park a message: the
+    state read again under a share lock, so that a resume committing meanwhile is either seen
+    here, or waits for this transaction and then releases what it parked (a resume changes the
+    state before it looks for parked messages). None: not paused after all."""
+    connector = _CONNECTOR_STATE_LOCKED.first(session, connector_type=connector_type)
+    if connector is not None and connector.state == "paused":
+        return "connector paused"
+    partner = _PARTNER_STATE_LOCKED.first(session, partner_id=partner_id)
+    return "partner paused" if partner is not None and partner.state == "paused" else None
+
+
 def is_connector_paused(session: Bind, connector_type: str) -> bool:
     """:func:`connector_paused` as a plain read, for the delivery worker's claim."""
     row = _CONNECTOR_STATE.first(session, connector_type=connector_type)

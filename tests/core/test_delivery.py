@@ -598,3 +598,108 @@ def test_a_stopping_worker_starts_no_attempt_and_gives_its_slot_back(settings):
         assert not worker._tasks and sum(worker._in_flight.values()) == 0
 
     asyncio.run(stopping())
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_partner_resumed_while_a_claim_reads_it_as_paused_gets_its_message(
+        postgres_url, tmp_path, monkeypatch):
+    """Found in review: a claim read the partner as paused, a resume committed meanwhile (finding
+    nothing parked yet to release), and the claim then parked the message — held for good while the
+    partner was active, and on an ordered route the client's whole line behind it. A claim now
+    reads the state again under a share lock before it parks anything."""
+    from sqlalchemy import select
+
+    from gateway.core import audit, outbox
+    from gateway.core import partners as registry
+    from gateway.core.models import OutboxItem, Partner
+
+    def set_partner(gw, state):
+        with gw.store.transaction() as session:
+            registry.set_partner_state(session, session.get(Partner, "partner-a"), state, "onderhoud",
+                                       audit.Actor.system("test"))
+
+    with _ordered_gateway_without_worker(postgres_url, tmp_path) as (gw, client):
+        set_partner(gw, "paused")
+        ids = [submit(client, notice(f"r-resumed-{i}"), route="webhook.notice-ordered").json()["exchange_id"]
+               for i in range(2)]
+        read = registry.find_many
+
+        def read_then_resume(session, partner_ids):
+            rows = read(session, partner_ids)  # the claim has read the partner: paused
+            set_partner(gw, "active")  # an administrator's resume, committed meanwhile
+            return rows
+
+        monkeypatch.setattr(registry, "find_many", read_then_resume)
+        taken, claimed = outbox.take(gw, "test-owner", 32, per_partner=32)
+        assert [attempt.exchange_id for attempt in taken] == [ids[0]] and claimed == 1
+        with gw.store.reading() as session:
+            assert not any(session.scalars(select(OutboxItem.held)))
+
+
+def test_on_an_ordered_route_two_messages_queued_at_the_same_instant_go_in_one_order_everywhere(database_url, tmp_path):
+    """Rows queued in the same microsecond (one group commit can) are ordered by exchange id, so
+    every process's claim agrees on which one the line waits for."""
+    from sqlalchemy import select, update
+
+    from gateway.core import outbox
+    from gateway.core.models import OutboxItem
+
+    with _ordered_gateway_without_worker(database_url, tmp_path) as (gw, client):
+        ids = [submit(client, notice(f"r-ordered-tie-{i}"), route="webhook.notice-ordered").json()["exchange_id"]
+               for i in range(2)]
+        with gw.store.transaction() as session:
+            at = session.scalar(select(OutboxItem.created_at).where(OutboxItem.exchange_id == ids[1]))
+            session.execute(update(OutboxItem).where(OutboxItem.exchange_id.in_(ids)).values(created_at=at))
+        (taken,), _ = outbox.take(gw, "test-owner", 32, per_partner=32)
+        assert taken.exchange_id == min(ids)
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_claim_sees_a_hand_off_committed_after_it_chose_its_candidates(postgres_url, tmp_path, monkeypatch):
+    """Another process may commit a younger message of the client, handed to its worker, after this
+    claim read its candidates and before it took the client's lock: the claim reads the client's
+    line again after the lock, and leaves the older one for later."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from gateway.core import outbox
+    from gateway.core.models import OutboxItem, utcnow
+
+    with _ordered_gateway_without_worker(postgres_url, tmp_path) as (gw, client):
+        ids = [submit(client, notice(f"r-ordered-late-{i}"), route="webhook.notice-ordered").json()["exchange_id"]
+               for i in range(2)]
+        take_locks = outbox._clients_taken
+
+        def locks_after_a_hand_off(session, clients):
+            with gw.store.transaction() as other:  # the other process's hand-off commits meanwhile
+                other.execute(update(OutboxItem).where(OutboxItem.exchange_id == ids[1]).values(
+                    lease_owner="other-host:2:worker", lease_until=utcnow() + timedelta(seconds=60)))
+            return take_locks(session, clients)
+
+        monkeypatch.setattr(outbox, "_clients_taken", locks_after_a_hand_off)
+        assert outbox.take(gw, "test-owner", 32, per_partner=32) == ([], 0)
+
+
+def test_on_an_ordered_route_a_client_with_a_message_out_takes_no_other_clients_place(database_url, tmp_path):
+    """A line with a message out is not a candidate at all: in a partner's share of candidates it
+    would push out a client whose message could go."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from gateway.core import outbox
+    from gateway.core.models import OutboxItem, utcnow
+    from tests.conftest import grant_consent
+
+    with _ordered_gateway_without_worker(database_url, tmp_path) as (gw, client):
+        grant_consent(gw, "C-2002", partner_id="partner-a")
+        ids = [submit(client, notice(f"r-ordered-place-{i}"), route="webhook.notice-ordered").json()["exchange_id"]
+               for i in range(2)]
+        other = submit(client, notice("r-ordered-place-other", client_id="C-2002"),
+                       route="webhook.notice-ordered").json()["exchange_id"]
+        with gw.store.transaction() as session:  # the first client's younger one is out
+            session.execute(update(OutboxItem).where(OutboxItem.exchange_id == ids[1]).values(
+                lease_owner="other-host:2:worker", lease_until=utcnow() + timedelta(seconds=60)))
+        (taken,), _ = outbox.take(gw, "test-owner", 32, per_partner=1)
+        assert taken.exchange_id == other

@@ -282,3 +282,19 @@ def test_the_partner_look_up_prefetched_is_the_one_the_pipeline_makes_for_every_
             assert refused.slug == "no-partner"
     assert made == [read.key for read in gw.pipeline._partner_reads(route, parsed)]
     assert made or shape == "no attribute to route by"
+
+
+def test_a_write_that_fails_with_a_cancellation_of_its_own_gives_the_worker_slot_back(gw, monkeypatch):
+    """Not every CancelledError is this request being cancelled: one the unit itself raised is its
+    failure, and nothing follows it that would give the slot back."""
+    from gateway.core import pipeline
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise asyncio.CancelledError()
+
+    grant_consent(gw, "C-1001", partner_id="partner-a")
+    monkeypatch.setattr(pipeline, "queue_insert", interrupted)
+    worker = FakeWorker()
+    with pytest.raises(asyncio.CancelledError):
+        accept(gw, worker, "r-interrupted")
+    assert worker.reserved == ["partner-a"] and worker.released == ["partner-a"] and worker.started == []
