@@ -22,7 +22,7 @@ from gateway.api.guards import BodyGuard, CorrelationId, ErrorShield
 from gateway.core import problems
 from gateway.core.delivery import DeliveryWorker
 from gateway.core.runtime import Gateway
-from gateway.core.store import upgrade
+from gateway.core.store import refuse_unknown_schema, upgrade
 from gateway.settings import Settings, load_settings
 
 log = structlog.get_logger("gateway.app")
@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None, plugins: Iterable[ModuleType | 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        await run_in_threadpool(refuse_unknown_schema, gw.store)
         if settings.auto_migrate:
             await run_in_threadpool(upgrade, gw.store.url)
         await run_in_threadpool(check_durability, gw)

@@ -554,3 +554,24 @@ def head_revision(url: str) -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+class UnknownSchema(RuntimeError):
+    """The database was migrated by a newer version of Schakel than this one."""
+
+
+def refuse_unknown_schema(store: Store) -> None:
+    """Refuse to run on a database whose migration this version does not know. A newer version
+    has upgraded it, and this one would write rows that lack what the newer schema relies on (a
+    process from before migration 0004 writes no outbox ``line``, so beside newer replicas its
+    messages would not keep their client's order). A schema that is only behind is left to
+    ``auto_migrate`` or ``gateway db upgrade``, and to ``/ready``."""
+    from alembic.script import ScriptDirectory
+
+    current = current_revision(store)
+    script = ScriptDirectory.from_config(alembic_config(store.url))
+    if current is None or current in {revision.revision for revision in script.walk_revisions()}:
+        return
+    raise UnknownSchema(f"the database is at migration {current}, which this version of Schakel does not know "
+                        f"(its newest is {script.get_current_head()}): a newer version has upgraded it, so run "
+                        "that version; older and newer versions must not share a database")

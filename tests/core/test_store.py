@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from gateway.app import check_durability
 from gateway.core.runtime import Gateway
 from gateway.core.store import current_revision, head_revision, upgrade
+from tests.conftest import settings_from_env
 
 
 def test_durability_settings_are_the_safe_ones(settings):
@@ -291,3 +294,34 @@ def test_messages_pending_at_the_upgrade_to_outbox_lines_keep_their_clients_orde
     finally:
         engine.dispose()
     assert lines == {"e-1": "pseudonym-1", "e-2": None}
+
+
+def test_a_database_a_newer_version_migrated_is_refused_at_start(database_url, tmp_path):
+    """An older process must not run beside newer ones (it would write rows without what the newer
+    schema relies on): ``gateway serve`` exits at start and says why, and writes nothing."""
+    import subprocess
+    import sys
+
+    from sqlalchemy import text
+
+    from tests.conftest import test_env
+    from tests.servers import ROOT, free_port
+
+    env = test_env(database_url, tmp_path)
+    gw = Gateway(settings_from_env(env))
+    upgrade(gw.store.url)
+    with gw.store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099_from_a_newer_version'"))
+    gw.store.dispose()
+
+    started = subprocess.run([sys.executable, "-m", "gateway.cli", "serve", "--port", str(free_port())],
+                             env={**os.environ, **env}, cwd=ROOT, capture_output=True, timeout=120)
+
+    assert started.returncode != 0
+    said = (started.stdout + started.stderr).decode()
+    assert "0099_from_a_newer_version" in said and "does not know" in said
+    gw = Gateway(settings_from_env(env))
+    try:
+        assert current_revision(gw.store) == "0099_from_a_newer_version"  # left as the newer version left it
+    finally:
+        gw.store.dispose()
