@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from gateway.core.connectors import ConnectorType
     from gateway.core.exchange import ExchangeEvent
     from gateway.core.messages import InboundMessage, OutboundMessage, ParsedMessage
+    from gateway.core.policy import BasisCheck
     from gateway.core.routing import Route
     from gateway.core.simulators import Simulator
 
@@ -107,6 +108,22 @@ def map_outbound(message: "OutboundMessage") -> "tuple[bytes, str] | None":
     """
 
 
+@hookspec
+def basis_still_holds(check: "BasisCheck") -> "str | None":
+    """Whether the recorded evidence of a named legal ground still holds, before an attempt.
+
+    :param check: the route, the basis name, its recorded evidence (decrypted), the client's
+        pseudonym, the session of the transaction that will mark the attempt ``sending`` (read
+        with it, never write) and the gateway runtime. Asked before every attempt — the first,
+        each retry, a replayed dead letter's — of an exchange whose basis carries evidence
+        (``meldrecht``, ``vitaal_belang``, ``huisverbod``); the core itself re-checks consent, and
+        ``wettelijke_plicht`` holds by its route.
+    :return: ``None`` when it still holds or the plugin has no say on this route; otherwise why
+        it no longer does (stored and shown to administrators, so no personal data). Any plugin's
+        reason refuses the exchange; no answer can allow what the core refused.
+    """
+
+
 # --- observation ---------------------------------------------------------------------------------
 
 
@@ -132,6 +149,7 @@ HOOK_NAMES: tuple[str, ...] = (
     "register_simulators",
     "parse_inbound",
     "map_outbound",
+    "basis_still_holds",
     "exchange_event",
 )
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from gateway.core.models import Exchange, Partner
     from gateway.core.plugins import Registry
     from gateway.core.routing import Route
+    from gateway.core.runtime import Gateway
 
 
 @dataclass(frozen=True)
@@ -53,14 +54,27 @@ class Request:
     evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class BasisCheck:
+    """What a plugin's ``basis_still_holds`` sees: the recorded evidence, never the payload."""
+
+    route: "Route"
+    basis: str
+    evidence: dict[str, Any]
+    subject: str | None
+    session: Session
+    gateway: "Gateway"
+
+
 _CONSENTS = Consent.__table__
 # A share lock: a withdrawal committing now waits for this attempt's decision, or wins.
 _CONSENT_SHARED = Statement(select(_CONSENTS).where(_CONSENTS.c.id == bindparam("id")).with_for_update(read=True))
 
 
 class Policy:
-    def __init__(self, registry: "Registry") -> None:
+    def __init__(self, registry: "Registry", gateway: "Gateway | None" = None) -> None:
         self.registry = registry
+        self.gateway = gateway
 
     def _partner_kinds(self, partner: "Partner") -> set[str]:
         kinds = {partner.connector_type}
@@ -142,4 +156,23 @@ class Policy:
             if not consents.is_valid(consent, now):
                 return Decision(False, consents.why_invalid(consent, now))
             return Decision(True, f"consent {consent.id}", basis="toestemming", consent_id=consent.id)
+        why = self._evidence_lapsed(session, route, exchange)
+        if why is not None:
+            return Decision(False, f"the basis {exchange.legal_basis} no longer holds: {why}")
         return Decision(True, f"basis {exchange.legal_basis} recorded at submission", basis=exchange.legal_basis)
+
+    def _evidence_lapsed(self, session: Session, route: "Route", exchange: "Exchange") -> str | None:
+        """Why a named ground's recorded evidence no longer holds, by the plugins that can tell (a
+        huisverbod withdrawn or ended since the message was accepted), or ``None``."""
+        basis = legal.BASES.get(exchange.legal_basis or "")
+        gateway = self.gateway
+        if basis is None or not basis.evidence or gateway is None:
+            return None
+        hook = gateway.pm.hook.basis_still_holds
+        if not hook.get_hookimpls():
+            return None
+        encrypted = exchange.basis_evidence_encrypted
+        evidence = gateway.box.decrypt_json(encrypted) if encrypted else {}
+        reasons = hook(check=BasisCheck(route=route, basis=basis.name, evidence=evidence, subject=exchange.subject,
+                                        session=session, gateway=gateway))
+        return "; ".join(reason for reason in reasons if reason) or None

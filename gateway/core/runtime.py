@@ -46,7 +46,7 @@ class Gateway:
             except ValueError as exc:
                 raise PluginError(str(exc)) from None
         self.mappings = self._load_mappings(settings.mappings_dir or DEFAULT_MAPPINGS_DIR)
-        self.policy = Policy(self.registry)
+        self.policy = Policy(self.registry, self)
         self.pipeline = Pipeline(self)
         self.tokens = TokenCache(settings.token_cache_seconds)
         self.http: httpx.AsyncClient | None = None  # type: ignore[assignment]

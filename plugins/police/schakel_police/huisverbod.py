@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.core.auth import Principal
 from gateway.core.models import Exchange
@@ -79,16 +81,21 @@ class Order:
     persons: set[str] = field(default_factory=set)  # pseudonyms of everyone the order names
 
 
-def known(gw: Gateway, gemeentecode: str, kenmerk: str, *, ignoring: tuple[str, str] | None = None) -> Order | None:
+def known(gw: Gateway, gemeentecode: str, kenmerk: str, *, ignoring: tuple[str, str] | None = None,
+          session: Session | None = None) -> Order | None:
     """The order, or None if it was never notified. ``ignoring`` (source, message id) leaves out
-    one message's own exchanges, so a partner re-sending it is judged as the first time."""
-    with gw.store.reading() as session:
+    one message's own exchanges, so a partner re-sending it is judged as the first time.
+    ``session``: read in that transaction (a delivery's, deciding whether the order still holds)
+    instead of a read of its own."""
+    query = select(Exchange).where(
+        Exchange.correlation_id == correlation_id(gemeentecode, kenmerk),
+        Exchange.route_id.in_([*HUISVERBOD_ROUTES.values(), HUISVERBOD_CHANGE, HUISVERBOD_REACH]),
+        Exchange.state != "refused").order_by(Exchange.created_at)
+    with nullcontext(session) if session is not None else gw.store.reading() as reading:
         rows = [(row.source, row.subject, row.partner_message_id or "",
                  gw.box.decrypt_json(row.context_encrypted) if row.context_encrypted else {})
-                for row in session.scalars(select(Exchange).where(
-                    Exchange.correlation_id == correlation_id(gemeentecode, kenmerk),
-                    Exchange.route_id.in_([*HUISVERBOD_ROUTES.values(), HUISVERBOD_CHANGE, HUISVERBOD_REACH]),
-                    Exchange.state != "refused").order_by(Exchange.created_at))]
+                for row in reading.execute(query.with_only_columns(
+                    Exchange.source, Exchange.subject, Exchange.partner_message_id, Exchange.context_encrypted))]
     order = None
     for source, subject, partner_message_id, context in rows:
         if ignoring and source == ignoring[0] and partner_message_id.startswith(ignoring[1] + ":"):

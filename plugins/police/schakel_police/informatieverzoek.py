@@ -21,6 +21,7 @@ from gateway.core import audit
 from gateway.core.auth import Principal
 from gateway.core.models import utcnow
 from gateway.core.pipeline import Answer
+from gateway.core.policy import BasisCheck
 from gateway.core.problems import Problem
 from gateway.core.runtime import Gateway
 from schakel_care4.client import Care4Unavailable
@@ -44,12 +45,33 @@ def huisverbod_evidence(gw: Gateway, contact: Contact, request: Informatieverzoe
         return None, "no huisverbod with that kenmerk was notified to this organisation"
     if gw.pseudonymise(request.bsn) not in order.persons:
         return None, "the huisverbod named does not name this client"
-    if order.withdrawn:
-        return None, "the huisverbod named was withdrawn"
-    if order.einde is None or utcnow() > order.einde:
-        return None, "the huisverbod named has ended"
+    why_not = not_running(order)
+    if why_not is not None:
+        return None, why_not
     return {"decision_reference": named.kenmerk, "gemeentecode": named.gemeentecode,
             "checked": "a running huisverbod of the requester's area names this client"}, None
+
+
+def not_running(order: huisverbod.Order) -> str | None:
+    if order.withdrawn:
+        return "the huisverbod named was withdrawn"
+    if order.einde is None or utcnow() > order.einde:
+        return "the huisverbod named has ended"
+    return None
+
+
+def answer_basis_lapsed(check: BasisCheck) -> str | None:
+    """Before each attempt to deliver an answer given on a huisverbod: the order must still run.
+    Withdrawn or ended while the answer waited for its partner, it no longer allows the answer."""
+    if check.route.id != ROUTE or check.basis != "huisverbod":
+        return None
+    code, kenmerk = check.evidence.get("gemeentecode"), check.evidence.get("decision_reference")
+    order = huisverbod.known(check.gateway, code, kenmerk, session=check.session) if code and kenmerk else None
+    if order is None:
+        return "the huisverbod it was given on is not known here"
+    if check.subject not in order.persons:
+        return "the huisverbod it was given on does not name this client"
+    return not_running(order)
 
 
 async def answer_data(gw: Gateway, request: Informatieverzoek) -> dict[str, Any]:

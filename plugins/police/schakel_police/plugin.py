@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from gateway.core.hookspecs import hookimpl
 from gateway.core.messages import InboundMessage, OutboundMessage, ParsedMessage, load_json
+from gateway.core.policy import BasisCheck
 from gateway.core.routing import Route
 from gateway.core.simulators import DemoPartner, Simulator
 from schakel_police.connector import HANDOVER, PoliceConnector
@@ -135,3 +136,10 @@ def map_outbound(message: OutboundMessage) -> tuple[bytes, str] | None:
         notification[key] = notification[key] + message.exchange_id
     body = {**message.fields, "notificatie": notification}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(), "application/json"
+
+
+@hookimpl
+def basis_still_holds(check: BasisCheck) -> str | None:
+    from schakel_police.informatieverzoek import answer_basis_lapsed
+
+    return answer_basis_lapsed(check)

@@ -89,3 +89,48 @@ def test_with_the_clients_consent_only_what_was_asked_is_answered(world):
     assert received["answer"] == {"verzoek_kenmerk": "IV-2026-010", "bekend": True}
     delivered = next(e for e in audit_of(world, answered.json()["exchange_id"]) if e["event_type"] == "exchange.delivered")
     assert delivered["legal_basis"] == "toestemming" and delivered["consent_id"]
+
+
+def test_an_answer_on_a_huisverbod_withdrawn_while_it_waited_is_not_delivered(world):
+    """The basis is asked again before every attempt: a retry after the mayor withdrew the
+    huisverbod is refused, while one on a huisverbod that still runs goes as usual."""
+    from datetime import datetime
+
+    from schakel_police.clock import NL
+
+    with world.partner("gemeente-nieuwegein") as municipality:
+        assert municipality.post("/partners/police/huisverboden", json=huisverbod()).status_code == 202
+    named = {"gemeentecode": "0356", "kenmerk": "THV-0356-2026-0042"}
+
+    def waiting_answer(kenmerk: str) -> str:
+        world.control(mode="status", status=503, count=1000)
+        answered = ask(world, request(kenmerk, FATIMA["bsn"], grondslag="huisverbod", huisverbod=named,
+                                      gevraagd=["contactpersoon"]))
+        assert answered.status_code == 202, answered.text
+        exchange_id = answered.json()["exchange_id"]
+        with world.live.client("beheerder") as admin:
+            eventually(lambda: admin.get(f"/api/v1/exchanges/{exchange_id}").json()["state"] == "failed")
+        return exchange_id
+
+    def final_state(exchange_id: str) -> dict:
+        with world.live.client("beheerder") as admin:
+            return eventually(lambda: (found := admin.get(f"/api/v1/exchanges/{exchange_id}").json())["state"]
+                              in ("delivered", "refused") and found)
+
+    still_running = waiting_answer("IV-2026-020")
+    world.control(mode="ok")
+    assert final_state(still_running)["state"] == "delivered"
+    assert [a["answer"]["verzoek_kenmerk"] for a in world.received()["answers"]] == ["IV-2026-020"]
+
+    withdrawn = waiting_answer("IV-2026-021")
+    with world.partner("gemeente-nieuwegein") as municipality:
+        assert municipality.post("/partners/police/huisverboden", json={
+            "versie": "1.0", "soort": "ingetrokken", "kenmerk": named["kenmerk"], "gemeentecode": "0356",
+            "beslist_op": datetime.now(NL).replace(microsecond=0).isoformat(),
+            "reden": "Ingetrokken door de burgemeester (fictief)."}).status_code == 202
+    world.control(mode="ok")
+    refused = final_state(withdrawn)
+    assert refused["state"] == "refused"
+    assert refused["state_reason"] == "the basis huisverbod no longer holds: the huisverbod named was withdrawn"
+    assert [a["answer"]["verzoek_kenmerk"] for a in world.received()["answers"]] == ["IV-2026-020"]
+    assert any(e["event_type"] == "exchange.refused" for e in audit_of(world, withdrawn))
