@@ -169,7 +169,9 @@ class Pipeline:
             received_at = utcnow()
             if parsed.correlation_id:
                 correlation_id = parsed.correlation_id
-            key = idempotency_key or (f"message-id:{parsed.partner_message_id}" if parsed.partner_message_id else None)
+            # An empty key is a key given wrongly, not none: refused below, never a silent duplicate.
+            key = idempotency_key if idempotency_key is not None else (
+                f"message-id:{parsed.partner_message_id}" if parsed.partner_message_id else None)
             claim = None if key is None else (principal.source, key, idempotency.fingerprint(request_body or body))
             subject = ((parsed.subject if parsed.subject_is_pseudonym else self.gw.pseudonymise(parsed.subject))
                        if parsed.subject else None)

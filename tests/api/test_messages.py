@@ -51,6 +51,19 @@ def test_the_same_key_with_another_body_is_a_422_problem(live_gateway, sink):
     assert response.json()["type"] == "/problems/idempotency-key-reused"
 
 
+def test_an_empty_key_is_refused_rather_than_taken_for_no_key(live_gateway, sink):
+    """A sender who believes it gave a key must not get a second exchange for a repeat."""
+    live_gateway.add_partner("partner-a", sink.url + "/inbox")
+    with live_gateway.client("hulpverlener") as client:
+        for _ in range(2):
+            response = client.post("/api/v1/routes/webhook.notice/messages", json=notice("ref-empty"),
+                                   headers={"Idempotency-Key": ""})
+            assert response.status_code == 400 and response.headers["content-type"] == PROBLEM
+            assert response.json()["type"] == "/problems/bad-request"
+            assert "idempotency key is 1 to" in response.json()["detail"]
+        assert client.get("/api/v1/exchanges").json()["items"] == []
+
+
 def test_concurrent_requests_with_one_key_make_one_exchange_and_all_get_its_answer(live_gateway, sink):
     """A client retrying while its first request is still in flight: whichever commits first
     wins, the others write nothing and answer with the winner's stored answer."""
