@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timezone
 from typing import Annotated, Any, Awaitable, Callable
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
@@ -73,6 +74,8 @@ async def _submit(gw: Gateway, route_id: str, envelope: dict[str, Any], principa
     return await gw.pipeline.submit_async(route_id, json.dumps(envelope).encode(), "application/json", principal, key,
                                           "wettelijke_plicht", internal=True, request_body=request_body)
 
+_NL = ZoneInfo("Europe/Amsterdam")  # a municipality dates its messages by the Dutch calendar
+
 
 @router.post("/berichten", summary="One iWmo 3.2 message in; its retour out",
              openapi_extra={"requestBody": {"required": True, "content": {XML: {"schema": {"type": "string"}}}}},
@@ -97,6 +100,15 @@ async def process(gw: Gateway, principal: Principal, partner: PartnerRow, body: 
     sender = header.ontvanger if bericht == "WMO316" else header.afzender
     if sender != partner.identifiers.get("gemeentecode"):
         raise Problem("partner-mismatch", "The sending municipality is not the gemeentecode registered for your token.")
+    ours = str((partner.config or {}).get("aanbieder_agb") or "")
+    addressed = header.afzender if bericht == "WMO316" else header.ontvanger
+    if ours and addressed != ours:
+        # Another provider's client: nothing of it is read into our ECD, nor stored here.
+        raise Problem("message-invalid", f"This {bericht} is addressed to AGB code {addressed}, not to this provider "
+                                         f"({ours}, as registered with your municipality).")
+    if header.dagtekening[:10] > datetime.now(_NL).date().isoformat():
+        # iWmo's rule (8848): a 301 dated ahead would also outrank every later one for the client.
+        return Response(iwmo.retour(bericht, root, header_codes=[iwmo.DATED_AHEAD]), media_type=XML)
     return await handler(gw, principal, partner, bericht, root, header, body)
 
 

@@ -33,6 +33,7 @@ RETOUR_CLASSES = {"WMO302": ("Client", "Relatie", "Contact", "ToegewezenProduct"
 ACCEPTED = "0200"
 TECHNICAL = "0001"
 NOT_UNIQUE = "9056"
+DATED_AHEAD = "8848"  # "Dagtekening moet gelijk zijn aan of voor de systeemdatum liggen."
 NO_EARLIER_MESSAGE = "9063"  # "Het bericht kan niet verwerkt worden omdat geen eerder bericht ontvangen is."
 
 

@@ -67,6 +67,11 @@ def example(name: str) -> bytes:
     return (EXAMPLES / f"{name}.xml").read_bytes()
 
 
+def addressed_to_us(xml: bytes) -> bytes:
+    """The official WMO319 example is addressed to another provider (65656055); these tests play AGB."""
+    return xml.replace(b"<wmo319:Ontvanger>65656055</wmo319:Ontvanger>", f"<wmo319:Ontvanger>{AGB}</wmo319:Ontvanger>".encode())
+
+
 def retour_codes(content: bytes, bericht: str = "WMO302") -> list[str]:
     ns = {"r": iwmo.namespace(bericht)}
     return [c.text for c in etree.fromstring(content).iterfind(".//r:RetourCode", namespaces=ns)]

@@ -9,7 +9,7 @@ from schakel_wmo import iwmo
 from tests.core.test_xml import ATTACKS
 from tests.helpers import eventually
 
-from .conftest import example, header_codes, retour_codes
+from .conftest import addressed_to_us, example, header_codes, retour_codes
 
 
 def newer_301(xml: bytes, identificatie: str, dagtekening: str, allocation: str = "102") -> bytes:
@@ -75,8 +75,27 @@ def test_bad_messages_get_clear_answers_and_nothing_is_processed(wmo_world):
     assert wmo_world.arrangements() == {}
 
 
+def test_a_301_for_another_provider_or_dated_ahead_is_not_processed(wmo_world):
+    """Another provider's client never reaches our ECD; and a 301 dated ahead (iWmo rule 8848) is
+    refused, so that it cannot outrank, and so silence, every later 301 for the client."""
+    xml = example("WMO301")
+    elsewhere = wmo_world.post(xml.replace(b"<wmo301:Ontvanger>42420001</wmo301:Ontvanger>",
+                                           b"<wmo301:Ontvanger>99999999</wmo301:Ontvanger>"))
+    assert elsewhere.status_code == 422 and elsewhere.headers["content-type"] == "application/problem+json"
+    assert elsewhere.json()["type"] == "/problems/message-invalid"
+    assert "addressed to AGB code 99999999" in elsewhere.json()["detail"]
+    ahead = wmo_world.post(newer_301(xml, "123456789013", "9999-12-31"))
+    assert ahead.status_code == 200 and header_codes(ahead.content) == ["8848"]
+    assert iwmo.validate("WMO302", etree.fromstring(ahead.content)) == []
+    with wmo_world.live.client() as admin:
+        assert admin.get("/api/v1/exchanges", params={"route": "wmo.toewijzing"}).json()["items"] == []
+    # The next 301, dated as it should be, is processed as usual.
+    assert set(retour_codes(wmo_world.post(xml).content)) == {"0200"}
+    eventually(lambda: [a["allocation_number"] for a in wmo_world.arrangements().values()] == ["101"])
+
+
 def test_a_319_that_answers_no_request_of_ours_gets_a_320_with_9063_and_is_not_processed(wmo_world):
-    response = wmo_world.post(example("WMO319"))
+    response = wmo_world.post(addressed_to_us(example("WMO319")))
     assert response.status_code == 200 and response.headers["content-type"] == "application/xml"
     assert retour_codes(response.content, "WMO320") == ["0200", "9063"]  # header fine, Antwoord unmatched
     with wmo_world.live.client() as admin:

@@ -10,7 +10,7 @@ from lxml import etree
 from schakel_wmo import iwmo
 from tests.helpers import eventually
 
-from .conftest import AGB, example, retour_codes
+from .conftest import AGB, addressed_to_us, example, retour_codes
 
 DOSSIER = "D-0024"  # Tim de Wit (C-0024, BSN 999900006, gemeente 0384): the client of the official examples
 
@@ -84,7 +84,7 @@ def test_a_request_is_linked_to_its_retour_its_answer_and_the_301_that_grants_it
     answered = wmo_world.post(retour)
     assert answered.status_code == 200 and answered.json()["request_exchange"] == sent["exchange_id"]
     # ... its answer (the official WMO319) naming our ReferentieAanbieder ...
-    answer = example("WMO319").replace(b"<wmo319:ReferentieAanbieder>9003</wmo319:ReferentieAanbieder>",
+    answer = addressed_to_us(example("WMO319")).replace(b"<wmo319:ReferentieAanbieder>9003</wmo319:ReferentieAanbieder>",
                                        f"<wmo319:ReferentieAanbieder>{reference}</wmo319:ReferentieAanbieder>".encode())
     answer_retour = wmo_world.post(answer)
     assert answer_retour.status_code == 200 and retour_codes(answer_retour.content, "WMO320") == ["0200", "0200"]
