@@ -412,7 +412,7 @@ def audit_verify(
     gw = _gateway()
     extra = [json.loads(Path(checkpoint).read_text())] if checkpoint else None
     with gw.store.reading() as session:
-        result = audit_chain.verify(session, extra)
+        result = audit_chain.verify(session, extra, trusted=audit_chain.trusted_keys(gw.settings))
     if result.ok:
         console.print(f"audit chain intact: {result.entries} entries, head seq {result.head_seq}, "
                       f"{result.checkpoints_checked} checkpoint(s) checked")

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     pseudonym_key: SecretStr | None = None
     audit_signing_key: SecretStr | None = None
+    # The public keys (hex) of signing keys used before the current one, so that their checkpoints
+    # still verify after a rotation; a checkpoint signed by any other key does not.
+    audit_retired_public_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # HTTP
     host: str = "127.0.0.1"
@@ -92,7 +95,7 @@ class Settings(BaseSettings):
     otel_service_name: str = Field(
         default="schakel-gateway", validation_alias=AliasChoices("OTEL_SERVICE_NAME", "GATEWAY_OTEL_SERVICE_NAME"))
 
-    @field_validator("enabled_plugins", "encryption_keys", mode="before")
+    @field_validator("enabled_plugins", "encryption_keys", "audit_retired_public_keys", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         return _csv(value)

@@ -118,7 +118,7 @@ def search_audit(gw: GatewayDep, _: Privacy,
 @router.get("/audit/verify", summary="Walk the hash chain and the checkpoints; name the first broken entry")
 def verify_audit(gw: GatewayDep, _: AuditReader) -> JSONResponse:
     with gw.store.reading() as session:
-        result = audit_chain.verify(session)
+        result = audit_chain.verify(session, trusted=audit_chain.trusted_keys(gw.settings))
     return JSONResponse(result.as_dict(), status_code=200 if result.ok else 409)
 
 

@@ -105,7 +105,7 @@ async def chain(request: Request, me: AuditReader) -> Response:
     def check() -> tuple[audit_chain.Verification, list[dict[str, Any]]]:
         # The same walk as GET /api/v1/audit/verify.
         with gw.store.reading() as session:
-            result = audit_chain.verify(session)
+            result = audit_chain.verify(session, trusted=audit_chain.trusted_keys(gw.settings))
         return result, api_privacy.list_checkpoints(gw, me.principal)
 
     result, checkpoints = await run_in_threadpool(check)

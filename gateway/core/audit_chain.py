@@ -84,13 +84,30 @@ def signature_valid(data: dict[str, Any]) -> bool:
         return False
 
 
-def verify(session: Session, exported: list[dict[str, Any]] | None = None, batch: int = 5000) -> Verification:
+def trusted_keys(settings: Any) -> frozenset[str] | None:
+    """The public keys a checkpoint may be signed with: the one ``GATEWAY_AUDIT_SIGNING_KEY``
+    derives, and those of retired signing keys (``GATEWAY_AUDIT_RETIRED_PUBLIC_KEYS``). ``None``
+    where no signing key is configured (then a checkpoint's own key is all there is to go by)."""
+    if settings.audit_signing_key is None:
+        return None
+    return frozenset({_public_hex(_signing_key(settings.audit_signing_key)),
+                      *(key.strip().lower() for key in settings.audit_retired_public_keys)})
+
+
+def verify(session: Session, exported: list[dict[str, Any]] | None = None, batch: int = 5000,
+           trusted: frozenset[str] | None = None) -> Verification:
     """Walk the chain and name the first broken entry; then hold it to the stored checkpoints and
-    to any ``exported`` ones (kept outside the database, so they survive its tampering)."""
+    to any ``exported`` ones (kept outside the database, so they survive its tampering).
+
+    ``trusted`` (:func:`trusted_keys`): the keys a checkpoint must be signed with. A checkpoint
+    stored in the database carries its own public key, so without this someone who can write to
+    the database could rewrite the log, re-chain it and re-sign the checkpoints with a key of
+    their own; with it they would need the gateway's secret."""
     expected_prev = audit.GENESIS
     count = 0
     last: AuditEntry | None = None
     hashes_at: dict[int, str] = {}
+    counts_at: dict[int, int] = {}
     wanted = [export_checkpoint(row) for row in session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.id))]
     wanted += exported or []
     wanted_seqs = {int(c["seq"]) for c in wanted}
@@ -112,6 +129,7 @@ def verify(session: Session, exported: list[dict[str, Any]] | None = None, batch
             last = entry
             if entry.seq in wanted_seqs:
                 hashes_at[entry.seq] = entry.hash
+                counts_at[entry.seq] = count
             session.expunge(entry)
         after = rows[-1].seq
     head_seq, head_hash = (last.seq, last.hash) if last else (None, None)
@@ -120,6 +138,10 @@ def verify(session: Session, exported: list[dict[str, Any]] | None = None, batch
         if not signature_valid(data):
             return Verification(False, count, head_seq, head_hash, seq, None,
                                 f"the checkpoint at seq {seq} has an invalid signature")
+        if trusted is not None and str(data["public_key"]).lower() not in trusted:
+            return Verification(False, count, head_seq, head_hash, seq, None,
+                                f"the checkpoint at seq {seq} is signed with a key this gateway does not hold "
+                                "(neither GATEWAY_AUDIT_SIGNING_KEY's nor a retired one's)")
         if seq not in hashes_at:
             return Verification(False, count, head_seq, head_hash, seq, None,
                                 f"entries up to seq {seq} were signed in a checkpoint at {data['created_at']}, "
@@ -127,6 +149,10 @@ def verify(session: Session, exported: list[dict[str, Any]] | None = None, batch
         if hashes_at[seq] != data["hash"]:
             return Verification(False, count, head_seq, head_hash, seq, None,
                                 f"entry {seq} differs from the one signed in the checkpoint at {data['created_at']}")
+        if counts_at[seq] != int(data["entries"]):
+            return Verification(False, count, head_seq, head_hash, seq, None,
+                                f"the log holds {counts_at[seq]} entries up to seq {seq}, the checkpoint at "
+                                f"{data['created_at']} signed {data['entries']}")
     return Verification(True, count, head_seq, head_hash, checkpoints_checked=len(wanted))
 
 

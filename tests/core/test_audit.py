@@ -211,3 +211,65 @@ def test_an_entry_hashes_as_it_always_has_so_chains_written_by_earlier_versions_
     # The hashes were computed by the serialisation the chain started with (strftime for the time);
     # a faster one must give the same bytes, or every stored chain would fail verification.
     assert audit.entry_hash(audit.GENESIS, an_entry(occurred_at)) == expected
+
+
+def rewrite_and_resign(gw: Gateway, delete_seq: int, secret: str) -> None:
+    """What someone who can write to the database, but does not hold the gateway's signing key,
+    would do: delete an entry, re-chain every entry after it, re-sign the stored checkpoints."""
+    from pydantic import SecretStr
+
+    tamper(gw, "DELETE FROM audit_log WHERE seq = :seq", seq=delete_seq)
+    with gw.store.reading() as session:
+        entries = list(session.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
+        for entry in entries:
+            session.expunge(entry)
+    head = audit.GENESIS
+    for entry in entries:
+        entry.prev_hash, entry.hash = head, audit.entry_hash(head, entry)
+        head = entry.hash
+        tamper(gw, "UPDATE audit_log SET prev_hash = :p, hash = :h WHERE seq = :seq", p=entry.prev_hash, h=entry.hash,
+               seq=entry.seq)
+    tamper(gw, "DELETE FROM audit_checkpoints")
+    with gw.store.transaction() as session:
+        audit_chain.checkpoint(session, SecretStr(secret))
+
+
+def test_a_log_rewritten_and_re_signed_with_another_key_is_caught(gw):
+    write_entries(gw, 12)
+    with gw.store.transaction() as session:
+        audit_chain.checkpoint(session, gw.settings.audit_signing_key)
+    rewrite_and_resign(gw, seqs(gw)[4], "not-the-gateways-secret")
+    with gw.store.reading() as session:
+        # Held only to the key stored beside it, the rewritten log would pass.
+        assert audit_chain.verify(session).ok
+        result = audit_chain.verify(session, trusted=audit_chain.trusted_keys(gw.settings))
+    assert not result.ok
+    assert "signed with a key this gateway does not hold" in result.problem
+
+
+def test_checkpoints_of_a_retired_signing_key_still_verify_once_it_is_named(gw):
+    from pydantic import SecretStr
+
+    write_entries(gw, 5)
+    retired = SecretStr("the-previous-signing-key")
+    with gw.store.transaction() as session:
+        retired_public = audit_chain.export_checkpoint(audit_chain.checkpoint(session, retired))["public_key"]
+    with gw.store.reading() as session:
+        assert not audit_chain.verify(session, trusted=audit_chain.trusted_keys(gw.settings)).ok
+        gw.settings.audit_retired_public_keys = [retired_public.upper()]
+        assert audit_chain.verify(session, trusted=audit_chain.trusted_keys(gw.settings)).ok
+
+
+def test_a_checkpoint_must_sign_as_many_entries_as_the_log_holds_up_to_it(gw):
+    write_entries(gw, 6)
+    with gw.store.transaction() as session:
+        good = audit_chain.export_checkpoint(audit_chain.checkpoint(session, gw.settings.audit_signing_key))
+    key = audit_chain._signing_key(gw.settings.audit_signing_key)
+    created = datetime.fromisoformat(good["created_at"])
+    miscounted = {**good, "entries": good["entries"] - 1}
+    miscounted["signature"] = key.sign(audit_chain._message(good["seq"], good["hash"], miscounted["entries"],
+                                                            created)).hex()
+    assert audit_chain.signature_valid(miscounted)
+    with gw.store.reading() as session:
+        result = audit_chain.verify(session, [miscounted], trusted=audit_chain.trusted_keys(gw.settings))
+    assert not result.ok and f"the checkpoint at {good['created_at']} signed {good['entries'] - 1}" in result.problem
