@@ -58,27 +58,47 @@ def record_consent(body: consents.ConsentIn, gw: GatewayDep, principal: Worker) 
         return consents.as_dict(row)
 
 
-@router.get("/consents", summary="The consent register, with withdrawn and expired consents kept")
-def list_consents(gw: GatewayDep, _: WorkerOrPrivacy,
+def _record_read(gw: Gateway, principal: Principal, event_type: str, *, client: str | None = None,
+                 purpose: str, detail: str) -> None:
+    """A person read clients' data here (the register, the trail): in the audit log, as NEN 7513
+    wants every read of personal data to be."""
+    with gw.store.transaction() as session:
+        audit.record(session, event_type, actor=principal.actor(), action_code="R", client=client, purpose=purpose,
+                     detail=detail)
+
+
+@router.get("/consents", summary="The consent register, with withdrawn and expired consents kept; a worker "
+                                 "reads one client's (subject), a privacy officer anyone's")
+def list_consents(gw: GatewayDep, principal: WorkerOrPrivacy,
                   subject: Annotated[str | None, Query(pattern=SUBJECT)] = None,
                   status: Literal["active", "inactive"] | None = None,
                   limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict[str, Any]]:
+    if subject is None and principal.role != "privacy":
+        raise Problem("forbidden", "A worker reads the consents of one client: give her pseudonym as subject.")
     query = select(Consent).order_by(Consent.recorded_at.desc()).limit(limit)
     if subject:
         query = query.where(Consent.client == subject)
     if status:
         query = query.where(Consent.status == status)
     with gw.store.reading() as session:
-        return [consents.as_dict(c) for c in session.scalars(query)]
+        rows = [consents.as_dict(c) for c in session.scalars(query)]
+    _record_read(gw, principal, "consents.read", client=subject, purpose="toestemmingenregister",
+                 detail=f"the consent register{' of one client' if subject else ''}: {len(rows)} consent(s)")
+    return rows
 
 
 @router.get("/consents/{consent_id}", summary="One consent; ?format=fhir for a FHIR R4 Consent resource")
-def show_consent(consent_id: str, gw: GatewayDep, _: WorkerOrPrivacy, format: Literal["json", "fhir"] = "json") -> dict[str, Any]:
+def show_consent(consent_id: str, gw: GatewayDep, principal: WorkerOrPrivacy,
+                 format: Literal["json", "fhir"] = "json") -> dict[str, Any]:
     with gw.store.reading() as session:
         row = session.get(Consent, consent_id)
         if row is None:
             raise Problem("not-found", "No consent with that id.")
-        return consents.as_fhir(row) if format == "fhir" else consents.as_dict(row)
+        shown = consents.as_fhir(row) if format == "fhir" else consents.as_dict(row)
+        client = row.client
+    _record_read(gw, principal, "consents.read", client=client, purpose="toestemmingenregister",
+                 detail=f"consent {consent_id}")
+    return shown
 
 
 @router.post("/consents/{consent_id}/withdraw", summary="Withdraw a consent; waiting messages relying on it are refused")
@@ -91,7 +111,7 @@ def withdraw_consent(consent_id: str, body: ReasonIn, gw: GatewayDep, principal:
 # --- audit ---------------------------------------------------------------------------------------
 
 @router.get("/audit", summary="Search the audit trail")
-def search_audit(gw: GatewayDep, _: Privacy,
+def search_audit(gw: GatewayDep, principal: Privacy,
                  subject: Annotated[str | None, Query(pattern=SUBJECT)] = None,
                  partner: str | None = None, legal_basis: str | None = None,
                  outcome: Annotated[int | None, Query(ge=0, le=12)] = None, event_type: str | None = None,
@@ -112,6 +132,13 @@ def search_audit(gw: GatewayDep, _: Privacy,
     with gw.store.reading() as session:
         rows = list(session.scalars(query.order_by(AuditEntry.seq).limit(limit)))
         items = [audit_export.entry_dict(row) for row in rows]
+    # Read first, then recorded: a search never finds itself. The filters other than the client's
+    # pseudonym (which goes in its own field) name no one.
+    filters = {"partner": partner, "legal_basis": legal_basis, "outcome": outcome, "event_type": event_type,
+               "exchange": exchange, "since": since_at, "until": until_at, "after_seq": after_seq or None}
+    _record_read(gw, principal, "audit.searched", client=subject, purpose="privacy_toezicht",
+                 detail="; ".join(f"{name}={value}" for name, value in filters.items() if value is not None)
+                 + f" ({len(items)} entries)")
     return {"items": items, "next_after_seq": items[-1]["seq"] if len(items) == limit else None}
 
 

@@ -31,7 +31,8 @@ AuditReader = Annotated[ConsoleSession, Depends(console_user("privacy", "beheerd
 SUBJECT = r"^psn:[0-9a-f]{40}$"
 EVENT_TYPES = ("exchange.received", "exchange.authorised", "exchange.refused", "exchange.queued", "exchange.delivered",
                "exchange.failed", "exchange.dead", "exchange.replayed", "exchange.parked", "field.withheld",
-               "consent.recorded", "consent.withdrawn", "body.viewed", "access_report.generated", "audit.exported",
+               "consent.recorded", "consent.withdrawn", "body.viewed", "dossier.read", "access_report.generated", "audit.searched", "consents.read",
+               "audit.exported",
                "partner.created", "partner.updated", "token.created", "token.revoked")
 
 

@@ -51,8 +51,14 @@ def build(session: Session, subject: str) -> dict[str, Any]:
                "exchange_id": e.exchange_id}
               for e in session.scalars(select(AuditEntry).where(AuditEntry.client == subject,
                                                                  AuditEntry.event_type == "body.viewed"))]
+    # Every read of her data by a person or system that recorded one (NEN 7513 action R): a worker
+    # drafting a melding from her dossier, a body viewed, an earlier access report.
+    reads = [{"when": e.occurred_at.isoformat(), "by": e.user_id, "role": e.role, "what": e.event_type,
+              "purpose": e.purpose_of_use, "fields": e.fields}
+             for e in session.scalars(select(AuditEntry).where(AuditEntry.client == subject, AuditEntry.action_code == "R")
+                                      .order_by(AuditEntry.seq))]
     return {"subject": subject, "generated_at": utcnow().isoformat(), "exchanges": rows, "consents": consents,
-            "break_the_glass": viewed}
+            "break_the_glass": viewed, "reads": reads}
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -74,6 +80,9 @@ def render_html(report: dict[str, Any]) -> str:
     ) or "<tr><td colspan='6'>Geen toestemmingen vastgelegd.</td></tr>"
     glass = "".join(f"<li>{cell(v['when'][:16])} door {cell(v['by'])} ({cell(v['role'])}): {cell(v['reason'])}</li>"
                     for v in report["break_the_glass"]) or "<li>Geen.</li>"
+    reads = "".join(f"<tr><td>{cell(r['when'][:16].replace('T', ' '))}</td><td>{cell(r['by'])} ({cell(r['role'])})</td>"
+                    f"<td>{cell(r['what'])}</td><td>{cell(r['purpose'])}</td><td>{cell(r['fields'])}</td></tr>"
+                    for r in report["reads"]) or "<tr><td colspan='5'>Geen.</td></tr>"
     return f"""<!doctype html>
 <html lang="nl"><head><meta charset="utf-8"><title>Inzageverslag</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;width:100%}}
@@ -89,4 +98,7 @@ th,td{{border:1px solid #999;padding:4px;text-align:left;vertical-align:top}}@me
 <table><thead><tr><th scope="col">Partner</th><th scope="col">Doel</th><th scope="col">Status</th>
 <th scope="col">Vanaf</th><th scope="col">Tot</th><th scope="col">Ingetrokken</th></tr></thead><tbody>{consents}</tbody></table>
 <h2>Inzage in berichtinhoud (break-the-glass)</h2><ul>{glass}</ul>
+<h2>Wie de gegevens van de cliënt las</h2>
+<table><thead><tr><th scope="col">Wanneer</th><th scope="col">Door</th><th scope="col">Wat</th><th scope="col">Doel</th>
+<th scope="col">Gegevens (velden)</th></tr></thead><tbody>{reads}</tbody></table>
 </main></body></html>"""

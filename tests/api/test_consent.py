@@ -142,3 +142,26 @@ def test_the_consent_register_keeps_history_and_speaks_fhir(live_gateway):
     assert fhir["provision"]["purpose"][0]["code"] == "signalering"
     assert fhir["provision"]["class"][0]["code"] == "signalen"
     assert again.status_code == 409 and both.status_code == 422
+
+
+def test_reading_the_register_or_the_trail_is_itself_audited_and_a_worker_reads_one_clients_consents(live_gateway):
+    """NEN 7513: a read of personal data by a person is logged, the privacy officer's too."""
+    with live_gateway.client("hulpverlener") as worker:
+        consent = worker.post("/api/v1/consents", json={"client_id": "C-4004", "partner_kind": "webhook",
+                                                        "purpose": "signalering"}).json()
+        subject = consent["client"] if "client" in consent else worker.post(
+            "/api/v1/pseudonyms", json={"client_id": "C-4004"}).json()["subject"]
+        everyone = worker.get("/api/v1/consents")
+        hers = worker.get("/api/v1/consents", params={"subject": subject})
+    assert everyone.status_code == 403 and everyone.headers["content-type"] == "application/problem+json"
+    assert [c["id"] for c in hers.json()] == [consent["id"]]
+    with live_gateway.client("privacy") as officer:
+        assert officer.get("/api/v1/consents").status_code == 200
+        searched = officer.get("/api/v1/audit", params={"subject": subject, "event_type": "consent.recorded"}).json()
+        reads = officer.get("/api/v1/audit", params={"subject": subject, "event_type": "consents.read"}).json()["items"]
+        searches = officer.get("/api/v1/audit", params={"event_type": "audit.searched"}).json()["items"]
+    assert [e["event_type"] for e in searched["items"]] == ["consent.recorded"]  # a search never finds itself
+    assert [(e["role"], e["action_code"], e["client"]) for e in reads] == [("hulpverlener", "R", subject)]
+    first = searches[0]
+    assert (first["role"], first["action_code"], first["client"]) == ("privacy", "R", subject)
+    assert first["detail"] == "event_type=consent.recorded (1 entries)"

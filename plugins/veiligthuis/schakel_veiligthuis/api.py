@@ -42,7 +42,7 @@ class SendIn(DraftIn):
 
 @worker_router.post("/drafts", summary="A melding drafted from the dossier: what leaves, what is withheld, what to answer")
 async def draft_melding(body: DraftIn, gw: GatewayDep, principal: Worker) -> dict[str, Any]:
-    return await reporting.draft(gw, body.dossier_id)
+    return await reporting.draft(gw, principal, body.dossier_id)
 
 
 @worker_router.post("/meldingen", status_code=202, summary="Send the melding with the worker's weighing")

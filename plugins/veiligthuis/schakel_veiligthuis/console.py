@@ -80,9 +80,9 @@ async def _dossier(request: Request) -> str:
     return dossier_id
 
 
-async def _draft_or_problem(request: Request, dossier_id: str, **kwargs: Any) -> dict[str, Any]:
+async def _draft_or_problem(request: Request, me: ConsoleSession, dossier_id: str, **kwargs: Any) -> dict[str, Any]:
     try:
-        return await reporting.draft(_gw(request), dossier_id, **kwargs)
+        return await reporting.draft(_gw(request), me.principal, dossier_id, **kwargs)
     except Problem as problem:
         if problem.slug == "not-found":
             raise ConsoleError(404, "Dossier niet gevonden", "Het ECD kent dit dossiernummer niet.") from None
@@ -112,7 +112,7 @@ async def concept(request: Request, me: Worker) -> Response:
         return render(request, "veiligthuis/start.html", status=422, **_context(
             rows=rows, only_overdue=False, decisions=fb.DECISIONS,
             errors={"dossier_id": "Vul het dossiernummer in zoals het in het ECD staat, bijvoorbeeld D-0001."}))
-    draft = await _draft_or_problem(request, dossier_id)
+    draft = await _draft_or_problem(request, me, dossier_id)
     return render(request, "veiligthuis/concept.html", **_context(draft=draft, step=2))
 
 
@@ -121,7 +121,7 @@ async def concept(request: Request, me: Worker) -> Response:
 @router.post("/afweging")
 async def weighing(request: Request, me: Worker) -> Response:
     dossier_id = await _dossier(request)
-    draft = await _draft_or_problem(request, dossier_id)
+    draft = await _draft_or_problem(request, me, dossier_id)
     values: dict[str, Any] = {"legal_basis": draft["suggested_basis"], "violence": draft["melding"].get("violence", []),
                               "unsafety": draft["melding"].get("unsafety", {})}
     earlier = text(await request.form(), "payload")
@@ -195,12 +195,12 @@ async def check(request: Request, me: Worker) -> Response:
     answers, edits = answers_from(await request.form())
     sent, errors = check_answers(answers, edits)
     if sent is None:
-        draft = await _draft_or_problem(request, dossier_id)
+        draft = await _draft_or_problem(request, me, dossier_id)
         values = {**answers, "violence": edits["violence"], "unsafety": edits["unsafety"],
                   "signal": (edits["signals_added"] or [{}])[0], "help_added": (edits["help_added"] or [""])[0]}
         return render(request, "veiligthuis/weighing.html", status=422,
                       **_context(draft=draft, step=3, values=values, errors=errors))
-    preview = await _draft_or_problem(request, dossier_id, edits=sent.edits, answers=sent.answers)
+    preview = await _draft_or_problem(request, me, dossier_id, edits=sent.edits, answers=sent.answers)
     payload = {"dossier_id": dossier_id, "answers": sent.answers.model_dump(mode="json"),
                "edits": sent.edits.model_dump(mode="json")}
     return render(request, "veiligthuis/check.html", **_context(
@@ -235,7 +235,7 @@ async def send(request: Request, me: Worker) -> Response:
         me.flash("De melding is aangeboden aan Veilig Thuis. Hieronder ziet u wat ermee gebeurt.")
         return redirect(f"{PREFIX}/meldingen/{answer.body['exchange_id']}")
     # Refused (no basis) or invalid: show the check page again, with the reason.
-    preview = await _draft_or_problem(request, body.dossier_id, edits=body.edits, answers=body.answers)
+    preview = await _draft_or_problem(request, me, body.dossier_id, edits=body.edits, answers=body.answers)
     reasons = answer.body.get("basis_reasons") or {}
     error = {"title": "Niet verstuurd: " + ("er is geen geldige grondslag" if answer.status == 403 else "de melding is ongeldig"),
              "detail": answer.body.get("detail"), "reasons": reasons}

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from gateway.core import audit
 from gateway.core import partners as partner_registry
 from gateway.core.auth import Principal
 from gateway.core.models import Exchange
@@ -29,6 +30,7 @@ from schakel_veiligthuis import melding
 from schakel_veiligthuis.plugin import FEEDBACK_ROUTE, MELDING_ROUTE
 
 DECISION_WORKING_DAYS = 5
+DOSSIER_READ = "dossier.read"
 WITHHELD_REASON = "vertrouwelijk in het dossier; deze melding neemt het niet mee"
 
 
@@ -47,12 +49,13 @@ def subject_of(bundle: dict[str, Any]) -> str:
     return client["bsn"] or f"care4:{client['id']}"
 
 
-async def draft(gw: Gateway, dossier_id: str, edits: melding.Edits | None = None,
+async def draft(gw: Gateway, principal: Principal, dossier_id: str, edits: melding.Edits | None = None,
                 answers: melding.Answers | None = None) -> dict[str, Any]:
     """The melding as it would leave: fields, what is withheld and why, the region, the basis.
 
     With ``edits`` and ``answers`` it previews the completed melding exactly as sending would
-    build it, before anything is sent.
+    build it, before anything is sent. A person reads the client's data here, so each draft is
+    in the audit log (``dossier.read``), whether or not the melding is sent.
     """
     bundle, built, confidential, gemeentecode = await read_dossier(gw, dossier_id)
     if edits is not None:
@@ -71,6 +74,10 @@ async def draft(gw: Gateway, dossier_id: str, edits: melding.Edits | None = None
         suggested = "toestemming" if consent else "meldrecht"
         basis = answers.legal_basis if answers is not None else suggested
         result = gw.mappings[MELDING_ROUTE.mapping or ""].apply(built, confidential=frozenset(confidential), basis=basis)
+        with gw.store.transaction() as session:
+            audit.record(session, DOSSIER_READ, actor=principal.actor(), action_code="R", purpose=MELDING_ROUTE.purpose,
+                         client=subject, message_type=MELDING_ROUTE.message_type, fields=sorted(result.names),
+                         detail="a Veilig Thuis melding drafted from the client's dossier")
         return {
             "dossier_id": dossier_id,
             "region": {"partner_id": region.id, "name": region.name} if region else None,

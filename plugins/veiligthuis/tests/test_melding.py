@@ -69,6 +69,21 @@ def test_the_draft_is_filled_from_the_dossier_and_shows_what_leaves_and_what_is_
     assert len(draft["melding"]["children"]) == 3
 
 
+def test_reading_a_draft_is_audited_and_listed_in_the_clients_access_report_though_nothing_was_sent(vt_world):
+    """A worker who drafts a melding reads the client's dossier: NEN 7513 wants that read logged."""
+    with vt_world.live.client("hulpverlener") as worker:
+        draft = worker.post("/api/v1/veiligthuis/drafts", json={"dossier_id": "D-0001"}).json()
+    with vt_world.live.client("privacy") as officer:
+        (read,) = officer.get("/api/v1/audit", params={"event_type": "dossier.read"}).json()["items"]
+        report = officer.post("/api/v1/access-report", json={"client_id": FIXTURES["clients"]["C-0001"]["bsn"]}).json()
+    assert read["action_code"] == "R" and read["role"] == "hulpverlener" and read["user_id"] == "test-hulpverlener-staff"
+    assert read["client"] == vt_world.live.gw.pseudonymise(FIXTURES["clients"]["C-0001"]["bsn"])
+    assert read["purpose_of_use"] == "melding_huiselijk_geweld" and read["fields"] == sorted(draft["leaves"])
+    assert report["exchanges"] == []
+    (listed,) = [r for r in report["reads"] if r["what"] == "dossier.read"]
+    assert listed["by"] == "test-hulpverlener-staff" and listed["fields"] == sorted(draft["leaves"])
+
+
 def test_with_meldrecht_and_a_recorded_weighing_it_reaches_the_right_region_once_without_the_secret_address(vt_world):
     with vt_world.live.client("hulpverlener") as worker:
         sent = worker.post("/api/v1/veiligthuis/meldingen", json={"dossier_id": "D-0001", "answers": answers()},
