@@ -39,10 +39,23 @@ def _parse_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 def _visible(query, principal: Principal):  # type: ignore[no-untyped-def]
-    # A partner sees only the exchanges sent to it or by it.
+    # A partner sees what it sent, and what was sent to it: not what was meant for it but never
+    # left (refused for want of a basis, or not yet tried), which would tell it about a client.
     if principal.role == "partner":
-        return query.where(or_(Exchange.partner_id == principal.partner_id, Exchange.source == principal.source))
+        return query.where(or_(and_(Exchange.partner_id == principal.partner_id, Exchange.attempts > 0,
+                                    Exchange.state != "refused"),
+                               Exchange.source == principal.source))
     return query
+
+
+# Ours, not the partner's: our pseudonym of the client, the consent, why we decided what we did,
+# and what the next system (the ECD) answered us.
+_NOT_FOR_PARTNERS = {"subject": None, "consent_id": None, "state_reason": None, "last_error": None, "receipt": None}
+
+
+def _for(principal: Principal, exchange: Exchange) -> ExchangeOut:
+    shown = exchange_out(exchange)
+    return shown.model_copy(update=_NOT_FOR_PARTNERS) if principal.role == "partner" else shown
 
 
 @router.get("/exchanges", response_model=ExchangePage, summary="List exchanges, newest first")
@@ -75,7 +88,8 @@ def list_exchanges(
     with gw.store.reading() as session:
         rows = list(session.scalars(query))
     page = rows[:limit]
-    return ExchangePage(items=[exchange_out(row) for row in page], next_cursor=_cursor(page[-1]) if len(rows) > limit else None)
+    return ExchangePage(items=[_for(principal, row) for row in page],
+                        next_cursor=_cursor(page[-1]) if len(rows) > limit else None)
 
 
 @router.get("/exchanges/{exchange_id}", response_model=ExchangeDetail, summary="One exchange with its timeline")
@@ -86,7 +100,9 @@ def show_exchange(exchange_id: str, gw: GatewayDep, principal: StaffOrPartner) -
         if exchange is None:
             raise Problem("not-found", "No exchange with that id is visible to you.")
         timeline = [TransitionOut.model_validate(t, from_attributes=True) for t in exchange.transitions]
-        return ExchangeDetail(**exchange_out(exchange).model_dump(), timeline=timeline)
+        if principal.role == "partner":
+            timeline = [t.model_copy(update={"reason": None, "actor": None}) for t in timeline]
+        return ExchangeDetail(**_for(principal, exchange).model_dump(), timeline=timeline)
 
 
 @router.post("/exchanges/{exchange_id}/replay", response_model=ExchangeOut, summary="Replay one dead letter")

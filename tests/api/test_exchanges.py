@@ -48,13 +48,22 @@ def test_a_partner_token_sees_only_its_own_exchanges(live_gateway, sink):
     with live_gateway.client() as admin:
         to_a = submit(admin, notice("r-a", partner="partner-a")).json()["exchange_id"]
         to_b = submit(admin, notice("r-b", partner="partner-b")).json()["exchange_id"]
+        # Meant for partner-a, but no basis: it never left, and partner-a must not learn of it.
+        never_left = submit(admin, notice("r-never", partner="partner-a", client_id="C-7007")).json()["exchange_id"]
+        eventually(lambda: exchange_state(admin, to_a) == "delivered")
     with live_gateway.client("partner", "partner-a") as partner_a:
         listed = [e["id"] for e in partner_a.get("/api/v1/exchanges").json()["items"]]
+        mine = partner_a.get(f"/api/v1/exchanges/{to_a}").json()
         other = partner_a.get(f"/api/v1/exchanges/{to_b}")
+        refused = partner_a.get(f"/api/v1/exchanges/{never_left}")
         replay = partner_a.post(f"/api/v1/exchanges/{to_a}/replay", json={"reason": "probeer"})
         submit_as_partner = submit(partner_a, notice("r-from-a"))
     assert listed == [to_a]
-    assert other.status_code == 404
+    assert other.status_code == 404 and refused.status_code == 404
+    # What it received, when, which fields; not our pseudonym of the client, the consent or our reasons.
+    assert mine["state"] == "delivered" and mine["fields_out"] == ["category", "reference", "text"]
+    assert (mine["subject"], mine["consent_id"], mine["state_reason"], mine["receipt"]) == (None, None, None, None)
+    assert all(step["reason"] is None and step["actor"] is None for step in mine["timeline"])
     assert replay.status_code == 403
     assert submit_as_partner.status_code == 403
 
