@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from gateway.core import audit
+from gateway.core import audit, legal
 from gateway.core.exchange import transition
 from gateway.core.models import Consent, Exchange, OutboxItem, utcnow
 from gateway.core.problems import Problem
@@ -30,11 +30,21 @@ class ConsentIn(BaseModel):
     partner_id: str | None = Field(default=None, max_length=64)
     partner_kind: str | None = Field(default=None, max_length=64, description="A connector type, e.g. veiligthuis")
     purpose: str = Field(min_length=1, max_length=100)
-    data_categories: list[str] = Field(default_factory=list, max_length=50)
+    data_categories: list[str] = Field(default_factory=list, max_length=50,
+                                       description="Limit the consent to these kinds of data (none: every kind its "
+                                                   "purpose needs): " + ", ".join(legal.DATA_CATEGORIES))
     valid_from: datetime | None = None
     valid_to: datetime | None = None
     evidence_reference: str | None = Field(default=None, max_length=500,
                                            description="Where the signed form or recorded conversation is kept")
+
+    @field_validator("data_categories")
+    @classmethod
+    def _known_categories(cls, value: list[str]) -> list[str]:
+        unknown = [category for category in value if category not in legal.DATA_CATEGORIES]
+        if unknown:
+            raise ValueError(f"unknown data category {unknown[0]!r}; known: {', '.join(legal.DATA_CATEGORIES)}")
+        return value
 
     @field_validator("valid_from", "valid_to")
     @classmethod
@@ -97,11 +107,10 @@ def find_active(session: Bind, subject: str, partner: "Partner", partner_kinds: 
     """The client's newest active consent that covers this partner, purpose and data categories:
     its row (read on every submission, and only looked at), or None."""
     at = at or utcnow()
-    wanted = set(categories)
     for consent in active_read(subject, purpose).all(session):
         if consent.partner_id != partner.id and consent.partner_kind not in partner_kinds:
             continue
-        if is_valid(consent, at) and wanted <= set(consent.data_categories or []):
+        if is_valid(consent, at) and legal.covers(consent.data_categories, categories):
             return consent
     return None
 

@@ -19,6 +19,28 @@ MELDCODE_EXCEPTIONS = {
 }
 
 
+# What kinds of a client's data a route carries, and a consent may be limited to. A consent that
+# names none covers every kind its purpose needs; one that names some covers only a route whose
+# kinds are all among them.
+DATA_CATEGORIES = {
+    "personalia": "naam, geboortedatum, BSN, geslacht",
+    "contactgegevens": "adres, telefoon, e-mail",
+    "gezinssituatie": "gezinsleden, kinderen, de andere partij, het netwerk",
+    "signalen": "signalen, zorgen en het soort geweld",
+    "hulpverlening": "de hulp, de hulpverlener en andere betrokken hulpverleners",
+    "veiligheid": "risico's, veiligheidsafspraken en bereikte doelen",
+}
+
+
+def covers(consented: list[str] | tuple[str, ...] | None, carried: tuple[str, ...]) -> bool:
+    """Whether a consent limited to ``consented`` kinds of data (none: no limit) covers a route
+    that carries ``carried``. A route that does not say what it carries is covered only by an
+    unlimited consent."""
+    if not consented:
+        return True
+    return bool(carried) and set(carried) <= set(consented)
+
+
 @dataclass(frozen=True)
 class LegalBasis:
     name: str

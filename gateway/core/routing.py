@@ -45,11 +45,14 @@ class Route:
             raise ValueError(f"route id {self.id!r} is not a valid identifier")
         if self.retry_policy not in POLICIES:
             raise ValueError(f"route {self.id}: unknown retry policy {self.retry_policy!r}")
-        from gateway.core.legal import BASES
+        from gateway.core.legal import BASES, DATA_CATEGORIES
 
         unknown = [basis for basis in self.legal_bases if basis not in BASES]
         if unknown:
             raise ValueError(f"route {self.id}: unknown legal basis {unknown[0]!r}; known: {', '.join(BASES)}")
+        unknown = [category for category in self.data_categories if category not in DATA_CATEGORIES]
+        if unknown:
+            raise ValueError(f"route {self.id}: unknown data category {unknown[0]!r}; known: {', '.join(DATA_CATEGORIES)}")
 
     def as_dict(self) -> dict[str, Any]:
         return {

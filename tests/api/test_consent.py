@@ -165,3 +165,21 @@ def test_reading_the_register_or_the_trail_is_itself_audited_and_a_worker_reads_
     first = searches[0]
     assert (first["role"], first["action_code"], first["client"]) == ("privacy", "R", subject)
     assert first["detail"] == "event_type=consent.recorded (1 entries)"
+
+
+def test_a_consent_limited_to_some_kinds_of_data_covers_only_a_route_that_carries_no_others(live_gateway, sink):
+    live_gateway.add_partner("partner-a", sink.url + "/inbox", consenting_clients=())
+    with live_gateway.client("hulpverlener") as worker:
+        unknown = worker.post("/api/v1/consents", json={"client_id": "C-1001", "partner_id": "partner-a",
+                                                        "purpose": "signalering", "data_categories": ["alleen_naam"]})
+        narrow = worker.post("/api/v1/consents", json={"client_id": "C-1001", "partner_id": "partner-a",
+                                                       "purpose": "signalering", "data_categories": ["personalia"]})
+        # The notice carries signalen; a consent to share personalia only does not cover it.
+        refused = submit(worker, notice("r-narrow"))
+        worker.post("/api/v1/consents", json={"client_id": "C-1001", "partner_id": "partner-a",
+                                              "purpose": "signalering", "data_categories": ["personalia", "signalen"]})
+        allowed = submit(worker, notice("r-covered"))
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["location"] == ["body", "data_categories"]
+    assert narrow.status_code == 201
+    assert refused.status_code == 403 and refused.json()["type"] == "/problems/refused"
+    assert allowed.status_code == 202 and allowed.json()["state"] == "queued"

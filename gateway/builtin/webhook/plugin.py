@@ -22,6 +22,7 @@ NOTICE_ROUTE = Route(
     retry_policy="standard",
     partner_attribute=None,
     sources=("hulpverlener", "beheerder"),
+    data_categories=("signalen",),
     description="A short notice to a generic JSON partner.",
 )
 

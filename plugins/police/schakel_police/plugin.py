@@ -34,9 +34,11 @@ ROUTES = (
     Route(id="police.informatieverzoek", message_type="informatieverzoek_antwoord", target="police",
           purpose="informatieverstrekking", legal_bases=("huisverbod", "toestemming"),
           mapping="police_informatieverzoek_antwoord", retry_policy="urgent", sources=(),
+          data_categories=("hulpverlening",),
           description="The minimal answer to a police or municipal information request, where a basis holds."),
     Route(id="police.overdracht", message_type=HANDOVER, target="police", purpose="warme_overdracht",
           legal_bases=("toestemming",), mapping="police_overdracht", retry_policy="standard", sources=(),
+          data_categories=("personalia", "contactgegevens", "hulpverlening", "veiligheid"),
           description="A warm handover to a municipality or organisation: announced, then fetched by the partner."),
 )
 HANDOVER_ROUTE = "police.overdracht"

@@ -25,6 +25,7 @@ MELDING_ROUTE = Route(
     # Only through POST /api/v1/veiligthuis/meldingen, which drafts from the ECD: never a melding
     # composed by hand, whose confidential fields nobody marked.
     sources=(),
+    data_categories=("personalia", "contactgegevens", "gezinssituatie", "signalen", "hulpverlening"),
     description="A melding under the meldcode to the Veilig Thuis region where the child (or client) lives.",
 )
 FEEDBACK_ROUTE = Route(

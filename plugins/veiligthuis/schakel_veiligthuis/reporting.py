@@ -69,7 +69,8 @@ async def draft(gw: Gateway, principal: Principal, dossier_id: str, edits: meldi
 
         with gw.store.reading() as session:
             region = partner_registry.resolve(session, "veiligthuis", "gemeentecode", gemeentecode)
-            consent = (find_active(session, subject, region, {"veiligthuis", "veilig_thuis"}, MELDING_ROUTE.purpose, ())
+            consent = (find_active(session, subject, region, {"veiligthuis", "veilig_thuis"}, MELDING_ROUTE.purpose,
+                                   MELDING_ROUTE.data_categories)
                        if region else None)
         suggested = "toestemming" if consent else "meldrecht"
         basis = answers.legal_basis if answers is not None else suggested
