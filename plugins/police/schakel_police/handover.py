@@ -39,7 +39,10 @@ from schakel_police.plugin import HANDOVER_ROUTE
 # Once the notification may have arrived the partner may fetch; a refused or dead handover is gone.
 FETCHABLE = ("sending", "failed", "delivered", "acknowledged")
 FETCHED = "exchange.fetched"
-_CLIENT_FIELDS = {"address": "adres", "phone": "telefoon"}
+# The ECD's name of each client field the handover carries: whichever of them the ECD marks
+# confidential is withheld.
+_CLIENT_FIELDS = {"address": "adres", "phone": "telefoon", "bsn": "bsn", "date_of_birth": "geboortedatum",
+                  "first_name": "voornaam", "last_name": "achternaam"}
 
 
 def build(bundle: dict[str, Any], toelichting: str | None, collection_url: str) -> tuple[dict[str, Any], list[str]]:

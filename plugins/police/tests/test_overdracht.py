@@ -145,3 +145,22 @@ def test_a_notification_that_failed_is_retried_with_the_same_key_and_fetched_onc
     received = world.received()
     assert len(received["notifications"]) == 1 and len(received["fetched"]) == 1
     assert httpx.get(f"{world.live.url}/partners/police/overdrachten/{exchange_id}").status_code == 401
+
+
+def test_whatever_the_ecd_marks_confidential_about_the_client_stays_out_of_the_handover():
+    import copy
+
+    from gateway.core.mapping import load_mapping
+    from gateway.core.runtime import DEFAULT_MAPPINGS_DIR
+    from schakel_police import handover
+
+    dossier = FIXTURES["dossiers"]["D-0004"]
+    client = copy.deepcopy(FIXTURES["clients"][dossier["client_id"]])
+    client["confidential"] = ["bsn", "date_of_birth", "phone"]
+    household = FIXTURES["households"][dossier["household_id"]]
+    data, confidential = handover.build({"dossier": dossier, "client": client, "household": household}, None,
+                                        "http://127.0.0.1:9/overdrachten/")
+    left = load_mapping(DEFAULT_MAPPINGS_DIR / "police_overdracht.yaml").apply(
+        data, confidential=frozenset(confidential), basis="toestemming")
+    assert set(left.fields["overdracht"]["client"]) == {"voornaam", "achternaam", "adres"}
+    assert client["bsn"] not in json.dumps(left.fields) and client["date_of_birth"] not in json.dumps(left.fields)

@@ -126,10 +126,12 @@ def build_draft(bundle: dict[str, Any]) -> tuple[dict[str, Any], list[str], str]
     dossier, client, household = bundle["dossier"], bundle["client"], bundle["household"]
     confidential: set[str] = set()
     victim = _person(client, "slachtoffer")
-    if "address" in client.get("confidential", []) or "address" in household.get("confidential", []):
+    # Whatever the ECD marks confidential about a person is withheld under the same name here (a
+    # melding's person has the ECD's own field names); she lives where her household does.
+    for key in client.get("confidential", []):
+        confidential.add(f"victim.{key}")
+    if "address" in household.get("confidential", []):
         confidential.add("victim.address")
-    if "phone" in client.get("confidential", []):
-        confidential.add("victim.phone")
     children = []
     for child in household["children"]:
         entry = _person(child, "kind")
@@ -138,8 +140,8 @@ def build_draft(bundle: dict[str, Any]) -> tuple[dict[str, Any], list[str], str]
         entry["parental_authority"] = " en ".join(holders) or "onbekend"
         if child.get("school"):
             entry["school"] = child["school"]
-        if "school" in child.get("confidential", []):
-            confidential.add("children.school")
+        for key in child.get("confidential", []):
+            confidential.add(f"children.{key}")  # for every child: withholding too much is the safe side
         children.append(entry)
     draft: dict[str, Any] = {
         "reporter": dict(dossier["worker"]),

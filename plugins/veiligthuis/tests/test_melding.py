@@ -3,6 +3,7 @@ feedback come back into the dossier."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -265,3 +266,27 @@ def test_the_worker_edits_what_she_may_and_cannot_smuggle_in_more(vt_world):
     assert root.findtext("m:Onveiligheid/m:Acuut", namespaces=NS) == "false"
     assert "nieuwe dreiging" in root.findtext("m:Signalen/m:Signaal[last()]/m:Omschrijving", namespaces=NS)
     assert "Aanmelding bij het wijkteam gedaan" in [h.text for h in root.findall("m:HulpVerleend/m:Hulp", namespaces=NS)]
+
+
+def test_every_field_the_ecd_marks_confidential_is_withheld_not_only_address_phone_and_school():
+    import copy
+
+    from gateway.core.mapping import load_mapping
+    from gateway.core.runtime import DEFAULT_MAPPINGS_DIR
+    from schakel_veiligthuis import melding
+
+    dossier = FIXTURES["dossiers"]["D-0001"]
+    client = copy.deepcopy(FIXTURES["clients"][dossier["client_id"]])
+    household = copy.deepcopy(FIXTURES["households"][dossier["household_id"]])
+    client["confidential"] = ["bsn", "date_of_birth"]
+    for child in household["children"]:
+        child["confidential"] = ["bsn"]
+    draft, confidential, _ = melding.build_draft({"dossier": dossier, "client": client, "household": household})
+    completed = melding.complete(draft, melding.Answers(**answers("toestemming", informed=True)))
+    left = load_mapping(DEFAULT_MAPPINGS_DIR / "vt_melding.yaml").apply(completed, confidential=frozenset(confidential),
+                                                                        basis="toestemming")
+    assert {"victim.bsn", "victim.date_of_birth", "children.bsn"} <= set(confidential)
+    assert "bsn" not in left.fields["victim"] and "date_of_birth" not in left.fields["victim"]
+    assert left.fields["victim"]["last_name"] == client["last_name"]
+    assert all("bsn" not in child for child in left.fields["children"])
+    assert client["bsn"] not in json.dumps(left.fields)
