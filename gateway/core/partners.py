@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
@@ -42,6 +42,8 @@ class PartnerView:
 
 
 class PartnerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently nothing
+
     id: str = Field(pattern=PARTNER_ID, description="Stable slug, e.g. vt-amsterdam-amstelland")
     connector_type: str
     name: str = Field(min_length=1, max_length=200)
@@ -54,6 +56,8 @@ class PartnerIn(BaseModel):
 
 
 class PartnerPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
     endpoint: str | None = Field(default=None, pattern=r"^https?://", max_length=500)
     identifiers: dict[str, str] | None = None

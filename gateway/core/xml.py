@@ -52,6 +52,9 @@ def parse_xml(data: bytes, limits: XmlLimits = XmlLimits()) -> etree._Element:
     try:
         root = etree.fromstring(bytes(data), _parser())
     except etree.XMLSyntaxError as exc:
+        if exc.code == etree.ErrorTypes.ERR_RESOURCE_LIMIT:
+            # libxml2's own limits (nesting past 256, a text node past 10 MB) come before ours.
+            raise Problem("xml-limits-exceeded", "The document is nested too deeply or holds too large a part.") from None
         line, column = exc.position if exc.position else (None, None)
         raise Problem("xml-malformed", f"Not well-formed XML near line {line}, column {column}.") from None
     except ValueError:

@@ -82,6 +82,13 @@ def test_partner_input_is_validated_with_problems(live_gateway):
         bad_config = admin.post("/api/v1/partners", json={"id": "x-2", "connector_type": "webhook", "name": "X",
                                                           "endpoint": "http://127.0.0.1:1", "config": {"token": 5}})
         missing = admin.get("/api/v1/partners/nobody")
+        admin.post("/api/v1/partners", json={"id": "x-4", "connector_type": "webhook", "name": "X",
+                                             "endpoint": "http://127.0.0.1:1"})
+        misspelt = admin.patch("/api/v1/partners/x-4", json={"nmae": "Y"})
+        misspelt_new = admin.post("/api/v1/partners", json={"id": "x-5", "connector_type": "webhook", "name": "X",
+                                                            "endpoint": "http://127.0.0.1:1", "identifier": {}})
+    assert misspelt.status_code == 422 and misspelt.json()["errors"][0]["location"] == ["body", "nmae"]
+    assert misspelt_new.status_code == 422 and misspelt_new.json()["errors"][0]["location"] == ["body", "identifier"]
     assert bad_type.status_code == 422 and bad_type.json()["errors"][0]["location"] == ["body", "connector_type"]
     assert bad_id.status_code == 422 and bad_id.json()["type"] == "/problems/validation-failed"
     assert bad_config.status_code == 422 and bad_config.json()["errors"][0]["location"] == ["config", "token"]

@@ -129,3 +129,9 @@ def test_a_wrong_encoding_declaration_is_malformed():
 def test_the_official_iwmo_examples_still_parse(example):
     root = parse_xml((REFERENCE / example).read_bytes())
     assert root.tag.endswith("}Bericht")
+
+
+def test_nesting_past_libxml2s_own_limit_is_named_a_limit_not_malformed_xml():
+    with pytest.raises(Problem) as refused:
+        parse_xml(ATTACKS["very deep nesting"])
+    assert refused.value.slug == "xml-limits-exceeded"
