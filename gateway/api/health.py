@@ -48,5 +48,6 @@ async def problem_page(slug: str) -> HTMLResponse:
     status, title = CATALOGUE[slug]
     return HTMLResponse(
         f"<!doctype html><html lang='en'><title>{html.escape(title)}</title><main><h1>{html.escape(title)}</h1>"
-        f"<p>Problem type <code>/problems/{html.escape(slug)}</code>, HTTP status {status}.</p></main></html>"
+        f"<p>Problem type <code>/problems/{html.escape(slug)}</code>, HTTP status {status}.</p></main></html>",
+        headers={"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'", "X-Content-Type-Options": "nosniff"},
     )

@@ -157,7 +157,8 @@ def list_checkpoints(gw: GatewayDep, _: AuditReader) -> list[dict[str, Any]]:
 
 @router.post("/audit/checkpoints", status_code=201, summary="Sign the current chain head now")
 def create_checkpoint(gw: GatewayDep, _: AuditReader) -> dict[str, Any]:
-    assert gw.settings.audit_signing_key is not None
+    if gw.settings.audit_signing_key is None:
+        raise Problem("state-conflict", "No audit signing key is configured (GATEWAY_AUDIT_SIGNING_KEY).")
     with gw.store.transaction() as session:
         row = audit_chain.checkpoint(session, gw.settings.audit_signing_key)
         if row is None:
@@ -197,7 +198,10 @@ def client_access_report(body: ClientRef, gw: GatewayDep, principal: Privacy,
     with gw.store.reading() as session:
         report = access_report.build(session, subject)
     if format == "html":
-        return HTMLResponse(access_report.render_html(report))
+        # A page about one client: never cached, never framed, no script (its style is inline).
+        return HTMLResponse(access_report.render_html(report), headers={
+            "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"})
     return report
 
 

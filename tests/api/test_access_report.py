@@ -35,6 +35,8 @@ def test_the_report_lists_every_exchange_about_her_and_nothing_about_anyone_else
     assert not listed[refused_later]["shared"] and listed[refused_later]["fields"] == []
     assert [c["status"] for c in body["consents"]] == ["active"]
     assert printable.headers["content-type"].startswith("text/html")
+    assert printable.headers["cache-control"] == "no-store" and "frame-ancestors 'none'" in printable.headers[
+        "content-security-policy"]
     assert "<h1>Inzageverslag (AVG artikel 15)</h1>" in printable.text and "partner-a" in printable.text
     assert glass.status_code == 200 and '"reference":"r-hers-0"' in glass.json()["body"]
     assert after["break_the_glass"][0]["reason"] == "cliënt vraagt inzage in de inhoud"
