@@ -71,6 +71,18 @@ _CONSENTS = Consent.__table__
 _CONSENT_SHARED = Statement(select(_CONSENTS).where(_CONSENTS.c.id == bindparam("id")).with_for_update(read=True))
 
 
+def _still_for(consent: Any, route: "Route", partner: "Partner", partner_kinds: set[str]) -> str | None:
+    """Why the consent a message relied on no longer covers its route as configured now (its
+    purpose or kinds of data changed since the message was accepted), or ``None``."""
+    if consent.purpose != route.purpose:
+        return f"the consent is for {consent.purpose}; route {route.id} now serves {route.purpose}"
+    if consent.partner_id != partner.id and consent.partner_kind not in partner_kinds:
+        return "the consent does not name this partner"
+    if not legal.covers(consent.data_categories, route.data_categories):
+        return f"the consent does not cover the kinds of data route {route.id} now carries"
+    return None
+
+
 class Policy:
     def __init__(self, registry: "Registry", gateway: "Gateway | None" = None) -> None:
         self.registry = registry
@@ -145,8 +157,10 @@ class Policy:
                 # with the batch's other checked statements as one pipeline just before the
                 # commit, which happens only if the consent is still valid then; otherwise the
                 # batch runs again unit by unit, and each unit reads it here below.
+                kinds = self._partner_kinds(partner)
                 queue_checked(session, _CONSENT_SHARED, {"id": exchange.consent_id},
-                              accept=lambda consent: consent is not None and consents.is_valid(consent, utcnow()))
+                              accept=lambda consent: consent is not None and consents.is_valid(consent, utcnow())
+                              and _still_for(consent, route, partner, kinds) is None)
                 return Decision(True, f"consent {exchange.consent_id}", basis="toestemming",
                                 consent_id=exchange.consent_id)
             consent = _CONSENT_SHARED.first(session, id=exchange.consent_id) if exchange.consent_id else None
@@ -155,6 +169,9 @@ class Policy:
                 return Decision(False, "the consent this message relied on no longer exists")
             if not consents.is_valid(consent, now):
                 return Decision(False, consents.why_invalid(consent, now))
+            why = _still_for(consent, route, partner, self._partner_kinds(partner))
+            if why is not None:
+                return Decision(False, why)
             return Decision(True, f"consent {consent.id}", basis="toestemming", consent_id=consent.id)
         why = self._evidence_lapsed(session, route, exchange)
         if why is not None:

@@ -183,3 +183,25 @@ def test_a_consent_limited_to_some_kinds_of_data_covers_only_a_route_that_carrie
     assert narrow.status_code == 201
     assert refused.status_code == 403 and refused.json()["type"] == "/problems/refused"
     assert allowed.status_code == 202 and allowed.json()["state"] == "queued"
+
+
+def test_a_route_reconfigured_to_another_purpose_while_a_message_waits_stops_it(live_gateway, sink):
+    """The consent was for signalering; the route now serves something else: what waits may not go."""
+    from dataclasses import replace
+
+    routes = live_gateway.gw.registry.routes
+    original = routes["webhook.notice"]
+    live_gateway.add_partner("partner-a", sink.url + "/inbox")
+    sink_control(sink.url, mode="status", status=503)
+    with live_gateway.client("hulpverlener") as worker:
+        exchange_id = submit(worker, notice("r-repurposed")).json()["exchange_id"]
+        eventually(lambda: exchange_state(worker, exchange_id) == "failed")
+        routes["webhook.notice"] = replace(original, purpose="trajectbegeleiding")
+        try:
+            sink_control(sink.url, mode="ok")
+            eventually(lambda: exchange_state(worker, exchange_id) == "refused", timeout=30)
+            reason = worker.get(f"/api/v1/exchanges/{exchange_id}").json()["state_reason"]
+        finally:
+            routes["webhook.notice"] = original
+    assert reason == "the consent is for signalering; route webhook.notice now serves trajectbegeleiding"
+    assert sink_stats(sink.url)["unique"] == 0
