@@ -109,7 +109,10 @@ async def process(gw: Gateway, principal: Principal, partner: PartnerRow, body: 
     if header.dagtekening[:10] > datetime.now(_NL).date().isoformat():
         # iWmo's rule (8848): a 301 dated ahead would also outrank every later one for the client.
         return Response(iwmo.retour(bericht, root, header_codes=[iwmo.DATED_AHEAD]), media_type=XML)
-    return await handler(gw, principal, partner, bericht, root, header, body)
+    # What the handlers hold the sender to (the idempotency fingerprint): the document, not its
+    # line endings, which XML itself does not tell apart, so a transport that rewrites them does
+    # not turn a repeat into a "not unique" (9056).
+    return await handler(gw, principal, partner, bericht, root, header, body.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
 
 
 async def _receive_301(gw: Gateway, principal: Principal, partner: PartnerRow, bericht: str, root: etree._Element,

@@ -40,6 +40,10 @@ def test_the_same_message_twice_gets_the_same_retour_and_makes_one_exchange(wmo_
     assert second.content == first.content and second.headers["Idempotent-Replayed"] == "true"
     with wmo_world.live.client() as admin:
         assert len(admin.get("/api/v1/exchanges", params={"route": "wmo.toewijzing"}).json()["items"]) == 1
+    # The same document with other line endings (a transport that rewrites them) is the same message.
+    assert b"\r\n" in xml  # the official example's own line endings
+    rewritten = wmo_world.post(xml.replace(b"\r\n", b"\n"))
+    assert rewritten.content == first.content and rewritten.headers["Idempotent-Replayed"] == "true"
     other = xml.replace(b"<iwmo:Volume>10</iwmo:Volume>", b"<iwmo:Volume>12</iwmo:Volume>")
     reused = wmo_world.post(other)
     assert reused.status_code == 200 and header_codes(reused.content) == ["9056"]
