@@ -86,7 +86,7 @@ def configure(env: dict[str, str], sink_url: str, care4_url: str) -> dict[str, s
         # Its endpoint is never called here: a WMO301's retour is the answer to the request itself.
         partner_registry.PartnerIn(id=MUNICIPALITY, connector_type="wmo", name="Gemeente Diemen (fictief)",
                                    endpoint=sink_url + "/gemeente", identifiers={"gemeentecode": "0384"},
-                                   routing={"gemeentecode": ["0384"]}),
+                                   routing={"gemeentecode": ["0384"]}, config={"aanbieder_agb": "42420001"}),
     ]
     with gw.store.transaction() as session:
         for data in partners:

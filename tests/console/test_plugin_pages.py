@@ -36,7 +36,8 @@ def plugin_world(tmp_path: Path) -> Iterator[tuple[LiveGateway, ThreadServer]]:
         live.add_partner("care4-ecd", care4.url, connector_type="care4", consenting_clients=(),
                          config={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
         live.add_partner("gemeente-diemen", "http://127.0.0.1:9/berichten", connector_type="wmo", consenting_clients=(),
-                         identifiers={"gemeentecode": "0384"}, routing={"gemeentecode": ["0384"]})
+                         identifiers={"gemeentecode": "0384"}, routing={"gemeentecode": ["0384"]},
+                         config={"aanbieder_agb": "42420001"})
         for partner_id, identifiers in {"gemeente-amsterdam": {"soort": "gemeente", "gemeentecode": "0363"},
                                         "gemeente-nieuwegein": {"soort": "gemeente", "gemeentecode": "0356"},
                                         "politie-utrecht": {"soort": "politie", "werkgebied": "0344"}}.items():

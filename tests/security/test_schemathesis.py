@@ -32,7 +32,8 @@ def test_no_request_from_any_role_makes_a_server_error_or_breaks_the_documented_
         live_gateway.add_partner("care4-ecd", care4.url, connector_type="care4", consenting_clients=(),
                                  config={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
         live_gateway.add_partner("gemeente-diemen", "http://127.0.0.1:9/berichten", connector_type="wmo",
-                                 consenting_clients=(), identifiers={"gemeentecode": "0384"})
+                                 consenting_clients=(), identifiers={"gemeentecode": "0384"},
+                                 config={"aanbieder_agb": "42420001"})
         token = live_gateway.token(role, "gemeente-diemen" if role == "partner" else None)
         run = subprocess.run(
             [str(SCHEMATHESIS), "run", live_gateway.url + "/openapi.json", "--checks", "all",

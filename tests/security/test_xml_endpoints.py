@@ -102,7 +102,8 @@ def xml_world(live_gateway, tmp_path):
     from tests.api.test_roles import api_routes, declared_roles
 
     live_gateway.add_partner("gemeente-diemen", "http://127.0.0.1:9/berichten", connector_type="wmo",
-                             consenting_clients=(), identifiers={"gemeentecode": "0384"})
+                             consenting_clients=(), identifiers={"gemeentecode": "0384"},
+                             config={"aanbieder_agb": "42420001"})
     live_gateway.add_partner("care4-ecd", "http://127.0.0.1:9", connector_type="care4", consenting_clients=())
     partners = {"wmo": "gemeente-diemen"}
     trip = Tripwires(tmp_path)

@@ -101,13 +101,19 @@ async def process(gw: Gateway, principal: Principal, partner: PartnerRow, body: 
     if sender != partner.identifiers.get("gemeentecode"):
         raise Problem("partner-mismatch", "The sending municipality is not the gemeentecode registered for your token.")
     ours = str((partner.config or {}).get("aanbieder_agb") or "")
+    if not ours:
+        raise Problem("state-conflict", "Your municipality's partner has no aanbieder_agb (our AGB code) configured, so "
+                                        "whether a message is addressed to us cannot be checked; a functional "
+                                        "administrator sets it on the partner.")
     addressed = header.afzender if bericht == "WMO316" else header.ontvanger
-    if ours and addressed != ours:
+    if addressed != ours:
         # Another provider's client: nothing of it is read into our ECD, nor stored here.
         raise Problem("message-invalid", f"This {bericht} is addressed to AGB code {addressed}, not to this provider "
                                          f"({ours}, as registered with your municipality).")
     if header.dagtekening[:10] > datetime.now(_NL).date().isoformat():
         # iWmo's rule (8848): a 301 dated ahead would also outrank every later one for the client.
+        if bericht not in iwmo.RETOUR:  # a retour (316) is not answered with one
+            raise Problem("message-invalid", f"This {bericht} is dated {header.dagtekening[:10]}, after today.")
         return Response(iwmo.retour(bericht, root, header_codes=[iwmo.DATED_AHEAD]), media_type=XML)
     # What the handlers hold the sender to (the idempotency fingerprint): the document, not its
     # line endings, which XML itself does not tell apart, so a transport that rewrites them does

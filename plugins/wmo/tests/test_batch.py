@@ -74,7 +74,7 @@ def test_the_cli_imports_a_generated_batch_with_a_progress_bar_and_writes_outcom
     # The allocations are written to the ECD later, by a running gateway's outbox: no server is needed here.
     for partner in (partner_registry.PartnerIn(id="gemeente-diemen", connector_type="wmo", name="Gemeente Diemen (fictief)",
                                                endpoint="http://127.0.0.1:9", identifiers={"gemeentecode": "0384"},
-                                               routing={"gemeentecode": ["0384"]}),
+                                               routing={"gemeentecode": ["0384"]}, config={"aanbieder_agb": "42420001"}),
                     partner_registry.PartnerIn(id="care4-ecd", connector_type="care4", name="ECD", endpoint="http://127.0.0.1:9")):
         with gw.store.transaction() as session:
             partner_registry.create(session, partner, gw.registry.connectors[partner.connector_type].manifest, gw.box,

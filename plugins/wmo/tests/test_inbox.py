@@ -91,6 +91,9 @@ def test_a_301_for_another_provider_or_dated_ahead_is_not_processed(wmo_world):
     ahead = wmo_world.post(newer_301(xml, "123456789013", "9999-12-31"))
     assert ahead.status_code == 200 and header_codes(ahead.content) == ["8848"]
     assert iwmo.validate("WMO302", etree.fromstring(ahead.content)) == []
+    retour_ahead = wmo_world.post(example("WMO316").replace(b"<iwmo:Dagtekening>2023-07-15</iwmo:Dagtekening>",
+                                                            b"<iwmo:Dagtekening>9999-12-31</iwmo:Dagtekening>"))
+    assert retour_ahead.status_code == 422 and retour_ahead.json()["type"] == "/problems/message-invalid"
     with wmo_world.live.client() as admin:
         assert admin.get("/api/v1/exchanges", params={"route": "wmo.toewijzing"}).json()["items"] == []
     # The next 301, dated as it should be, is processed as usual.
