@@ -111,6 +111,16 @@ def apply_edits(draft: dict[str, Any], edits: Edits) -> dict[str, Any]:
     return edited
 
 
+# Veilig Thuis's schema requires these of every person in a melding (Betrokkene).
+REQUIRED_OF_A_PERSON = ("first_name", "last_name", "gender", "date_of_birth")
+
+
+def unsendable(confidential: list[str]) -> list[str]:
+    """The confidential paths a melding would need: while the ECD marks any of them, the melding
+    cannot leave electronically (it would be sent without them, and their schema refuses that)."""
+    return [path for path in confidential if path.rsplit(".", 1)[-1] in REQUIRED_OF_A_PERSON]
+
+
 def _person(source: dict[str, Any], role: str) -> dict[str, Any]:
     person = {"role": role, "first_name": source["first_name"], "last_name": source["last_name"],
               "gender": source["gender"], "date_of_birth": source["date_of_birth"]}

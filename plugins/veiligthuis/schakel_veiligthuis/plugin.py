@@ -25,7 +25,7 @@ MELDING_ROUTE = Route(
     # Only through POST /api/v1/veiligthuis/meldingen, which drafts from the ECD: never a melding
     # composed by hand, whose confidential fields nobody marked.
     sources=(),
-    data_categories=("personalia", "contactgegevens", "gezinssituatie", "signalen", "hulpverlening"),
+    data_categories=("personalia", "contactgegevens", "gezinssituatie", "signalen", "hulpverlening", "veiligheid"),
     description="A melding under the meldcode to the Veilig Thuis region where the child (or client) lives.",
 )
 FEEDBACK_ROUTE = Route(

@@ -29,6 +29,8 @@ from schakel_veiligthuis import feedback as fb
 from schakel_veiligthuis import melding
 from schakel_veiligthuis.plugin import FEEDBACK_ROUTE, MELDING_ROUTE
 
+CANNOT_SEND_REASON = ("vertrouwelijk in het dossier, maar Veilig Thuis vereist het: deze melding kan niet digitaal; "
+                      "meld telefonisch")
 DECISION_WORKING_DAYS = 5
 DOSSIER_READ = "dossier.read"
 WITHHELD_REASON = "vertrouwelijk in het dossier; deze melding neemt het niet mee"
@@ -69,14 +71,15 @@ async def draft(gw: Gateway, principal: Principal, dossier_id: str, edits: meldi
 
         with gw.store.reading() as session:
             region = partner_registry.resolve(session, "veiligthuis", "gemeentecode", gemeentecode)
-            consent = (find_active(session, subject, region, {"veiligthuis", "veilig_thuis"}, MELDING_ROUTE.purpose,
-                                   MELDING_ROUTE.data_categories)
+            route = gw.registry.routes.get(MELDING_ROUTE.id, MELDING_ROUTE)  # as configured (a routes file may replace it)
+            consent = (find_active(session, subject, region, {"veiligthuis", "veilig_thuis"}, route.purpose,
+                                   route.data_categories)
                        if region else None)
         suggested = "toestemming" if consent else "meldrecht"
         basis = answers.legal_basis if answers is not None else suggested
-        result = gw.mappings[MELDING_ROUTE.mapping or ""].apply(built, confidential=frozenset(confidential), basis=basis)
+        result = gw.mappings[route.mapping or ""].apply(built, confidential=frozenset(confidential), basis=basis)
         with gw.store.transaction() as session:
-            audit.record(session, DOSSIER_READ, actor=principal.actor(), action_code="R", purpose=MELDING_ROUTE.purpose,
+            audit.record(session, DOSSIER_READ, actor=principal.actor(), action_code="R", purpose=route.purpose,
                          client=subject, message_type=MELDING_ROUTE.message_type, fields=sorted(result.names),
                          detail="a Veilig Thuis melding drafted from the client's dossier")
         return {
@@ -85,6 +88,7 @@ async def draft(gw: Gateway, principal: Principal, dossier_id: str, edits: meldi
             "melding": result.fields,
             "leaves": result.names,
             "withheld": [{"field": path, "reason": WITHHELD_REASON} for path, _ in result.withheld],
+            "cannot_send": [{"field": path, "reason": CANNOT_SEND_REASON} for path in melding.unsendable(confidential)],
             "to_answer": melding.still_to_answer(),
             "consent": {"present": consent is not None, "consent_id": consent.id if consent else None},
             "suggested_basis": suggested,
@@ -101,6 +105,10 @@ async def send(gw: Gateway, principal: Principal, dossier_id: str, answers: meld
     her to it, so a double click sends one melding and a changed resend is refused.
     """
     bundle, built, confidential, gemeentecode = await read_dossier(gw, dossier_id)
+    blocked = melding.unsendable(confidential)
+    if blocked:
+        raise Problem("message-invalid", f"The ECD marks {', '.join(blocked)} confidential, and a Veilig Thuis melding "
+                                         "requires it: this melding cannot be sent electronically; report it by phone.")
     envelope = {
         "melding": melding.complete(melding.apply_edits(built, edits), answers),
         "confidential": confidential,

@@ -290,3 +290,17 @@ def test_every_field_the_ecd_marks_confidential_is_withheld_not_only_address_pho
     assert left.fields["victim"]["last_name"] == client["last_name"]
     assert all("bsn" not in child for child in left.fields["children"])
     assert client["bsn"] not in json.dumps(left.fields)
+
+
+def test_a_melding_that_would_need_a_field_the_ecd_keeps_confidential_is_refused_before_anything_leaves(vt_world):
+    """Her date of birth is confidential in the ECD and Veilig Thuis's schema requires it: the
+    draft says the melding cannot go digitally, and sending it is refused with that reason."""
+    vt_world.ecd.data["clients"]["C-0001"]["confidential"] = ["address", "phone", "date_of_birth"]
+    with vt_world.live.client("hulpverlener") as worker:
+        draft = worker.post("/api/v1/veiligthuis/drafts", json={"dossier_id": "D-0001"}).json()
+        sent = worker.post("/api/v1/veiligthuis/meldingen", json={"dossier_id": "D-0001", "answers": answers()})
+        listed = worker.get("/api/v1/exchanges", params={"route": "veiligthuis.melding"}).json()["items"]
+    assert [item["field"] for item in draft["cannot_send"]] == ["victim.date_of_birth"]
+    assert sent.status_code == 422 and sent.headers["content-type"] == "application/problem+json"
+    assert "victim.date_of_birth confidential" in sent.json()["detail"] and "by phone" in sent.json()["detail"]
+    assert listed == [] and not vt_world.vt_received()["items"]
