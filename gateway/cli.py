@@ -56,10 +56,11 @@ def _settings() -> Settings:
 
 def _gateway() -> Any:
     from gateway.core.runtime import Gateway
-    from gateway.core.store import upgrade
+    from gateway.core.store import refuse_unknown_schema, upgrade
 
     settings = _settings()
     gw = Gateway(settings)
+    refuse_unknown_schema(gw.store)
     upgrade(gw.store.url)
     return gw
 
@@ -121,8 +122,9 @@ def demo(port: Optional[int] = None, simulator_port: int = 8100) -> None:
     port = port or settings.port
     gateway_app = create_app(settings)
     gw = gateway_app.state.gateway
-    from gateway.core.store import upgrade
+    from gateway.core.store import refuse_unknown_schema, upgrade
 
+    refuse_unknown_schema(gw.store)
     upgrade(gw.store.url)
     created = seed(gw, f"http://127.0.0.1:{simulator_port}")
     tokens = demo_tokens(gw, settings.data_dir / "demo-tokens.json")

@@ -55,7 +55,11 @@ _NOT_FOR_PARTNERS = {"subject": None, "consent_id": None, "state_reason": None, 
 
 def _for(principal: Principal, exchange: Exchange) -> ExchangeOut:
     shown = exchange_out(exchange)
-    return shown.model_copy(update=_NOT_FOR_PARTNERS) if principal.role == "partner" else shown
+    if principal.role != "partner":
+        return shown
+    # Who of ours sent it is ours too (a token's name names a worker): the partner sees the role.
+    source = shown.source if shown.source == principal.source else shown.source.split(":", 1)[0]
+    return shown.model_copy(update={**_NOT_FOR_PARTNERS, "source": source})
 
 
 @router.get("/exchanges", response_model=ExchangePage, summary="List exchanges, newest first")

@@ -132,13 +132,15 @@ def search_audit(gw: GatewayDep, principal: Privacy,
     with gw.store.reading() as session:
         rows = list(session.scalars(query.order_by(AuditEntry.seq).limit(limit)))
         items = [audit_export.entry_dict(row) for row in rows]
-    # Read first, then recorded: a search never finds itself. The filters other than the client's
-    # pseudonym (which goes in its own field) name no one.
-    filters = {"partner": partner, "legal_basis": legal_basis, "outcome": outcome, "event_type": event_type,
-               "exchange": exchange, "since": since_at, "until": until_at, "after_seq": after_seq or None}
-    _record_read(gw, principal, "audit.searched", client=subject, purpose="privacy_toezicht",
-                 detail="; ".join(f"{name}={value}" for name, value in filters.items() if value is not None)
-                 + f" ({len(items)} entries)")
+    # Read first, then recorded: a search never finds itself. Its later pages are the same search
+    # (recording each would give a paging reader a new entry to page to, for ever). The filters
+    # other than the client's pseudonym (which goes in its own field) name no one.
+    if not after_seq:
+        filters = {"partner": partner, "legal_basis": legal_basis, "outcome": outcome, "event_type": event_type,
+                   "exchange": exchange, "since": since_at, "until": until_at}
+        _record_read(gw, principal, "audit.searched", client=subject, purpose="privacy_toezicht",
+                     detail="; ".join(f"{name}={value}" for name, value in filters.items() if value is not None)
+                     + f" ({len(items)} entries on the first page)")
     return {"items": items, "next_after_seq": items[-1]["seq"] if len(items) == limit else None}
 
 

@@ -8,6 +8,7 @@ actor, so the audit log and the state rules are exactly the API's.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
@@ -299,7 +300,7 @@ async def replay_dead_letters(request: Request, me: Admin) -> Response:
     gw = _gw(request)
     form = await request.form()
     partner = forms.text(form, "partner")
-    back = "/console/beheer/onbestelbaar" + (f"?partner={partner}" if partner else "")
+    back = "/console/beheer/onbestelbaar" + (f"?{urlencode({'partner': partner})}" if partner else "")
     everything = form.get("alles") is not None
     ids = [str(value) for value in form.getlist("exchange_id")]
     reason, error = await _reason(request)

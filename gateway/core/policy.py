@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import structlog
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
@@ -65,6 +66,8 @@ class BasisCheck:
     session: Session
     gateway: "Gateway"
 
+
+log = structlog.get_logger("gateway.policy")
 
 _CONSENTS = Consent.__table__
 # A share lock: a withdrawal committing now waits for this attempt's decision, or wins.
@@ -190,6 +193,10 @@ class Policy:
             return None
         encrypted = exchange.basis_evidence_encrypted
         evidence = gateway.box.decrypt_json(encrypted) if encrypted else {}
-        reasons = hook(check=BasisCheck(route=route, basis=basis.name, evidence=evidence, subject=exchange.subject,
-                                        session=session, gateway=gateway))
+        try:
+            reasons = hook(check=BasisCheck(route=route, basis=basis.name, evidence=evidence, subject=exchange.subject,
+                                            session=session, gateway=gateway))
+        except Exception as exc:  # a plugin's fault: nothing leaves on a basis nobody could confirm
+            log.error("basis_check_failed", route=route.id, basis=basis.name, error=type(exc).__name__)
+            return "a plugin's check of the recorded evidence failed, so it could not be confirmed"
         return "; ".join(reason for reason in reasons if reason) or None

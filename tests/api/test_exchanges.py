@@ -64,6 +64,7 @@ def test_a_partner_token_sees_only_its_own_exchanges(live_gateway, sink):
     assert mine["state"] == "delivered" and mine["fields_out"] == ["category", "reference", "text"]
     assert (mine["subject"], mine["consent_id"], mine["state_reason"], mine["receipt"]) == (None, None, None, None)
     assert all(step["reason"] is None and step["actor"] is None for step in mine["timeline"])
+    assert mine["source"] == "beheerder"  # the role, not which of our people (a token's name) sent it
     assert replay.status_code == 403
     assert submit_as_partner.status_code == 403
 
