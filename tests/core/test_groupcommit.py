@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
@@ -369,6 +370,10 @@ def test_a_key_taken_meanwhile_fails_only_its_own_unit_of_a_shared_batch(gw, mon
     assert piped == ([3] if gw.store.is_postgres else [])  # tried as one statement first, on PostgreSQL only
 
 
+# The partner a re-checked message is for: the consents below are for any webhook partner.
+WEBHOOK_PARTNER = SimpleNamespace(id="partner-a", connector_type="webhook")
+
+
 def test_a_consent_withdrawn_before_a_shared_batch_commits_refuses_only_what_relies_on_it(gw):
     """On PostgreSQL a batch's consent re-checks are read (under a share lock) as one pipeline just
     before the commit; a consent no longer valid then makes the batch run unit by unit, and only
@@ -389,7 +394,7 @@ def test_a_consent_withdrawn_before_a_shared_batch_commits_refuses_only_what_rel
 
     def recheck(consent_id: str):
         exchange = SimpleNamespace(route_id="webhook.notice", legal_basis="toestemming", consent_id=consent_id)
-        return lambda session: gw.policy.recheck(session, exchange, None)
+        return lambda session: gw.policy.recheck(session, exchange, WEBHOOK_PARTNER)
 
     first, refused, last = (ticket.result() for ticket in gw.store.group.run_many(
         [recheck(kept), recheck(withdrawn), recheck(kept)]))
@@ -431,7 +436,7 @@ def test_on_postgresql_a_batch_reads_each_consent_it_rechecks_once_and_every_uni
 
     def recheck(consent_id: str):
         exchange = SimpleNamespace(route_id="webhook.notice", legal_basis="toestemming", consent_id=consent_id)
-        return lambda session: gateway.policy.recheck(session, exchange, None)
+        return lambda session: gateway.policy.recheck(session, exchange, WEBHOOK_PARTNER)
 
     try:
         decisions = [ticket.result() for ticket in gateway.store.group.run_many([recheck(kept)] * 5)]
