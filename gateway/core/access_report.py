@@ -47,16 +47,17 @@ def build(session: Session, subject: str) -> dict[str, Any]:
                  "valid_from": c.valid_from.isoformat(), "valid_to": c.valid_to.isoformat() if c.valid_to else None,
                  "withdrawn_at": c.withdrawn_at.isoformat() if c.withdrawn_at else None}
                 for c in session.scalars(select(Consent).where(Consent.client == subject).order_by(Consent.recorded_at))]
+    # Every read of her data by a person or system that recorded one (NEN 7513 action R): a worker
+    # drafting a melding from her dossier, a body viewed (break-the-glass, with its reason), an
+    # earlier access report.
+    read_entries = list(session.scalars(select(AuditEntry).where(AuditEntry.client == subject,
+                                                                 AuditEntry.action_code == "R").order_by(AuditEntry.seq)))
     viewed = [{"when": e.occurred_at.isoformat(), "by": e.user_id, "role": e.role, "reason": e.detail,
                "exchange_id": e.exchange_id}
-              for e in session.scalars(select(AuditEntry).where(AuditEntry.client == subject,
-                                                                 AuditEntry.event_type == "body.viewed"))]
-    # Every read of her data by a person or system that recorded one (NEN 7513 action R): a worker
-    # drafting a melding from her dossier, a body viewed, an earlier access report.
+              for e in read_entries if e.event_type == "body.viewed"]
     reads = [{"when": e.occurred_at.isoformat(), "by": e.user_id, "role": e.role, "what": e.event_type,
               "purpose": e.purpose_of_use, "fields": e.fields}
-             for e in session.scalars(select(AuditEntry).where(AuditEntry.client == subject, AuditEntry.action_code == "R")
-                                      .order_by(AuditEntry.seq))]
+             for e in read_entries]
     return {"subject": subject, "generated_at": utcnow().isoformat(), "exchanges": rows, "consents": consents,
             "break_the_glass": viewed, "reads": reads}
 

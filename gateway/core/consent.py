@@ -108,11 +108,15 @@ def find_active(session: Bind, subject: str, partner: "Partner", partner_kinds: 
     its row (read on every submission, and only looked at), or None."""
     at = at or utcnow()
     for consent in active_read(subject, purpose).all(session):
-        if consent.partner_id != partner.id and consent.partner_kind not in partner_kinds:
-            continue
-        if is_valid(consent, at) and legal.covers(consent.data_categories, categories):
+        if names_partner(consent, partner, partner_kinds) and is_valid(consent, at) and legal.covers(
+                consent.data_categories, categories):
             return consent
     return None
+
+
+def names_partner(consent: Any, partner: "Partner", partner_kinds: set[str]) -> bool:
+    """Whether the consent is for this partner, by its id or by one of its kinds."""
+    return consent.partner_id == partner.id or consent.partner_kind in partner_kinds
 
 
 def withdraw(session: Session, consent_id: str, reason: str, actor: audit.Actor) -> tuple[Consent, list[str], list[str]]:

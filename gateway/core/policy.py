@@ -79,7 +79,7 @@ def _still_for(consent: Any, route: "Route", partner: "Partner", partner_kinds: 
     purpose or kinds of data changed since the message was accepted), or ``None``."""
     if consent.purpose != route.purpose:
         return f"the consent is for {consent.purpose}; route {route.id} now serves {route.purpose}"
-    if consent.partner_id != partner.id and consent.partner_kind not in partner_kinds:
+    if not consents.names_partner(consent, partner, partner_kinds):
         return "the consent does not name this partner"
     if not legal.covers(consent.data_categories, route.data_categories):
         return f"the consent does not cover the kinds of data route {route.id} now carries"

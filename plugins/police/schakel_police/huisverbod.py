@@ -87,15 +87,14 @@ def known(gw: Gateway, gemeentecode: str, kenmerk: str, *, ignoring: tuple[str, 
     one message's own exchanges, so a partner re-sending it is judged as the first time.
     ``session``: read in that transaction (a delivery's, deciding whether the order still holds)
     instead of a read of its own."""
-    query = select(Exchange).where(
+    query = select(Exchange.source, Exchange.subject, Exchange.partner_message_id, Exchange.context_encrypted).where(
         Exchange.correlation_id == correlation_id(gemeentecode, kenmerk),
         Exchange.route_id.in_([*HUISVERBOD_ROUTES.values(), HUISVERBOD_CHANGE, HUISVERBOD_REACH]),
         Exchange.state != "refused").order_by(Exchange.created_at)
     with nullcontext(session) if session is not None else gw.store.reading() as reading:
         rows = [(row.source, row.subject, row.partner_message_id or "",
                  gw.box.decrypt_json(row.context_encrypted) if row.context_encrypted else {})
-                for row in reading.execute(query.with_only_columns(
-                    Exchange.source, Exchange.subject, Exchange.partner_message_id, Exchange.context_encrypted))]
+                for row in reading.execute(query)]
     order = None
     for source, subject, partner_message_id, context in rows:
         if ignoring and source == ignoring[0] and partner_message_id.startswith(ignoring[1] + ":"):
