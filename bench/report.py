@@ -735,7 +735,7 @@ def _gap(results: dict[str, Any], w: Any) -> None:
       "trail promises today, and folding them would change what a privacy officer reads, so it is a decision "
       "for the privacy officers, not a tuning knob. What it would buy was measured in session 15 on another "
       "machine (2 cores, faster than this run's), with an experiment not kept: the first three of those steps "
-      "still moved the state but wrote no transition and no audit entry (six rows an exchange instead of twelve). "
+      "still moved the state but wrote no transition and no audit entry (three transitions and three audit entries an exchange instead of six of each). "
       "Single passes of 10 s on the JSON notice, interleaved with the unchanged code: SQLite, one process, 1,287, "
       "1,374 and 1,165 against 999, 1,162 and 1,130 per second (CPU per message about 0.85 against 0.96 ms); "
       "SQLite, two processes, 1,569 against 1,189; PostgreSQL, one process, 700 and 737 against 660 and 698. "
