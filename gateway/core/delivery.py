@@ -121,19 +121,23 @@ class DeliveryWorker:
                     free = 0
                 wanted = min(free, settings.worker_batch_size)
                 claimed = 0
+                # What each partner had out when the claim was asked for, plus what it got: a
+                # partner this fills to its share may have more due. Not the counts after the
+                # claim: attempts that ended while it ran would make a full partner look short.
+                out = collections.Counter(self._in_flight)
                 if wanted > 0:
                     try:
-                        attempts, claimed = await outbox.take_async(self.gw, self.owner, wanted, self.share,
-                                                                    dict(self._in_flight))
+                        attempts, claimed = await outbox.take_async(self.gw, self.owner, wanted, self.share, dict(out))
                     except Exception as exc:  # the database may be briefly unavailable; keep the loop alive
                         log.warning("claim_failed", error_type=type(exc).__name__)
                         attempts, wanted = [], 0  # nothing learnt: what may be due still may be
                     for attempt in attempts:
                         self._in_flight[attempt.partner.id] += 1
+                        out[attempt.partner.id] += 1
                         self.start(attempt)
                 if claimed and claimed == wanted:
                     continue  # more may be due: claim again at once
-                if wanted > 0 and not any(count >= self.share for count in self._in_flight.values()):
+                if wanted > 0 and not any(count >= self.share for count in out.values()):
                     self._maybe_due = False
                 self._wake.clear()
                 try:
