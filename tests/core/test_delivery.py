@@ -620,32 +620,32 @@ def test_a_partner_filled_to_its_share_by_a_claim_gets_the_next_claim_as_soon_as
         worker = DeliveryWorker(Gateway(settings))  # a share of 4 slots per partner
         worker.start = lambda attempt: None  # the attempts stay out until the test ends them
         claims: list[dict[str, int]] = []
-        fourth = asyncio.Event()
-
-        def attempts(n: int) -> list[SimpleNamespace]:
-            return [SimpleNamespace(exchange_id=f"e-{len(claims)}-{i}", partner=SimpleNamespace(id="partner-a"))
-                    for i in range(n)]
 
         async def take(gw, owner, limit, per_partner, in_flight):
             claims.append(dict(in_flight))
             left = per_partner - in_flight.get("partner-a", 0)  # the partner has a long backlog
             if len(claims) == 3:
                 worker._release_slot("partner-a")  # an attempt ends while this claim runs
-            if len(claims) == 4:
-                fourth.set()
-            return attempts(min(left, limit)), min(left, limit)
+            return [SimpleNamespace(exchange_id=f"e-{len(claims)}-{i}", partner=SimpleNamespace(id="partner-a"))
+                    for i in range(min(left, limit))], min(left, limit)
+
+        async def until_claim(n: int) -> None:
+            # The stand-in claim does not suspend, so once it is counted the worker has also
+            # handled its answer and is waiting again: each step below starts from a settled loop.
+            async with asyncio.timeout(5):
+                while len(claims) < n:
+                    await asyncio.sleep(0.01)
 
         monkeypatch.setattr(outbox, "take_async", take)
         running = asyncio.create_task(worker.run())
-        await asyncio.sleep(0.1)
-        assert claims == [{}]  # the first claim filled the partner's share
+        await until_claim(1)  # it fills the partner's share
         worker._release_slot("partner-a")  # two attempts end: the worker claims two more
         worker._release_slot("partner-a")
-        await asyncio.sleep(0.1)
+        await until_claim(2)
         worker._release_slot("partner-a")  # one more ends, and another ends while claim 3 runs
-        await asyncio.sleep(0.1)
+        await until_claim(3)
         worker._release_slot("partner-a")  # the next claim comes at once, not after the 30 s poll
-        await asyncio.wait_for(fourth.wait(), timeout=5)
+        await until_claim(4)
         worker._stop.set()
         worker._wake.set()
         await asyncio.wait_for(running, timeout=5)
