@@ -116,6 +116,9 @@ class DeliveryWorker:
         self._recorder = asyncio.create_task(self._record_outcomes())
         try:
             while not self._stop.is_set():
+                # Cleared before the claim, not after it: a slot freed or a message queued while
+                # the claim runs must start the next claim, not wait for the poll.
+                self._wake.clear()
                 free = settings.worker_concurrency - sum(self._in_flight.values())
                 if self._outcomes.qsize() >= self._unrecorded_limit:
                     free = 0
@@ -139,7 +142,6 @@ class DeliveryWorker:
                     continue  # more may be due: claim again at once
                 if wanted > 0 and not any(count >= self.share for count in out.values()):
                     self._maybe_due = False
-                self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=settings.worker_poll_interval)
                 except TimeoutError:
