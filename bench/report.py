@@ -703,11 +703,12 @@ def _gap(results: dict[str, Any], w: Any) -> None:
       "deadline), and the basis is checked right before each attempt so that it cannot. A heavier load does "
       "not change where Schakel stands: in single passes at 16 and at 64 connections, interleaved, two rounds "
       "(JSON notice), the one-process bare relay went from 357 and 419 per second at 16 to 228 and 303 at 64 "
-      "(httpx's pool with more connections), the one-process Schakel on SQLite from 396 and 347 to 355 and "
-      "325 — ahead of the relay at 64, level with it at 16 — while the two-process relay stayed ahead at both "
+      "(its CPU per message from 2.8 and 2.4 ms to 4.4 and 3.3 ms), the one-process Schakel on SQLite from "
+      "396 and 347 to 355 and 325 — ahead of the relay in both passes at 64, one ahead and one behind at 16 — "
+      "while the two-process relay stayed ahead at both "
       "(773 and 837 at 16, 544 and 549 at 64, against Schakel's 442 and 556, and 537 and 477, on SQLite) and "
-      "so did the relay against Schakel on PostgreSQL (one process 189 and 239 at 16, 199 and 180 at 64; two "
-      "processes 303 and 319, 299 and 275).\n")
+      "so did the relay against Schakel on PostgreSQL (Schakel with one process 189 and 239 per second at 16, "
+      "199 and 180 at 64; with two, 303 and 319, and 299 and 275).\n")
     w("This run is of session 16's code (commit `0bbb6cb`): since the previous run (session 14's code) a tidy "
       "that changed no behaviour, and item 18. Measured in session 14 and not kept: dropping every secondary "
       "index of the exchanges, transitions, audit and outbox tables (an upper bound, since those indexes serve "
