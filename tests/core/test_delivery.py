@@ -647,8 +647,7 @@ def test_a_partner_filled_to_its_share_by_a_claim_gets_the_next_claim_as_soon_as
         await until_claim(4)  # the slot freed meanwhile starts claim 4 at once
         worker._release_slot("partner-a")  # and the next freed slot claim 5, not the 30 s poll
         await until_claim(5)
-        worker._stop.set()
-        worker._wake.set()
+        await worker.stop()
         await asyncio.wait_for(running, timeout=5)
         return claims
 
