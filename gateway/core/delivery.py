@@ -123,24 +123,29 @@ class DeliveryWorker:
                 if self._outcomes.qsize() >= self._unrecorded_limit:
                     free = 0
                 wanted = min(free, settings.worker_batch_size)
-                claimed = 0
-                # What each partner had out when the claim was asked for, plus what it got: a
-                # partner this fills to its share may have more due. Not the counts after the
-                # claim: attempts that ended while it ran would make a full partner look short.
-                out = collections.Counter(self._in_flight)
+                claim = outbox.Claim([], 0, frozenset())
                 if wanted > 0:
                     try:
-                        attempts, claimed = await outbox.take_async(self.gw, self.owner, wanted, self.share, dict(out))
+                        claim = await outbox.take_async(self.gw, self.owner, wanted, self.share,
+                                                        dict(self._in_flight))
                     except Exception as exc:  # the database may be briefly unavailable; keep the loop alive
                         log.warning("claim_failed", error_type=type(exc).__name__)
-                        attempts, wanted = [], 0  # nothing learnt: what may be due still may be
-                    for attempt in attempts:
+                        wanted = 0  # nothing learnt: what may be due still may be
+                    for attempt in claim.attempts:
                         self._in_flight[attempt.partner.id] += 1
-                        out[attempt.partner.id] += 1
                         self.start(attempt)
-                if claimed and claimed == wanted:
+                if claim.claimed and claim.claimed == wanted:
                     continue  # more may be due: claim again at once
-                if wanted > 0 and not any(count >= self.share for count in out.values()):
+                # A partner the claim left at its share may have more due. That is judged by the
+                # claim itself (what the partner had out when it was asked for, and what the claim
+                # chose for it), not by the counts now: attempts that ended while it ran, or
+                # messages it chose that needed no attempt (refused on the re-check, parked),
+                # would make a full partner look short.
+                if any(self._in_flight[partner] < self.share for partner in claim.full):
+                    # Its share went partly on messages that needed no attempt, or its attempts
+                    # ended meanwhile: no slot it holds will free up to wake the loop for the rest.
+                    continue
+                if wanted > 0 and not claim.full:
                     self._maybe_due = False
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=settings.worker_poll_interval)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import structlog
 from sqlalchemy import and_, bindparam, delete, func, or_, select, text, update
@@ -156,6 +156,16 @@ def _due(now: Any) -> list[Any]:
             or_(OutboxItem.lease_until.is_(None), OutboxItem.lease_until < now)]
 
 
+class Claim(NamedTuple):
+    """What one claim took: the attempts to make; how many messages it claimed (some need no
+    attempt: refused on the re-check, or parked); and the partners it left at their share, whose
+    budget ran out on what they had in flight and what the claim chose for them."""
+
+    attempts: list[Attempt]
+    claimed: int
+    full: frozenset[str]
+
+
 def take(gw: "Gateway", owner: str, limit: int, per_partner: int,
          in_flight: Mapping[str, int] | None = None) -> tuple[list[Attempt], int]:
     """Claim up to ``limit`` due messages and prepare each for its attempt, in one transaction;
@@ -169,19 +179,22 @@ def take(gw: "Gateway", owner: str, limit: int, per_partner: int,
     """
     if limit <= 0:
         return [], 0
-    return gw.store.batched(lambda session: _take(gw, session, owner, limit, per_partner, in_flight or {}))
+    claim = gw.store.batched(lambda session: _take(gw, session, owner, limit, per_partner, in_flight or {}))
+    return claim.attempts, claim.claimed
 
 
 async def take_async(gw: "Gateway", owner: str, limit: int, per_partner: int,
-                     in_flight: Mapping[str, int] | None = None) -> tuple[list[Attempt], int]:
-    """:func:`take` for the delivery worker, which awaits the claim on its event loop."""
+                     in_flight: Mapping[str, int] | None = None) -> Claim:
+    """:func:`take` for the delivery worker, which awaits the claim on its event loop. It also
+    needs to know which partners the claim filled to their share: one may have more due, even
+    where some of what the claim chose for it needed no attempt."""
     if limit <= 0:
-        return [], 0
+        return Claim([], 0, frozenset())
     return await gw.store.batched_async(lambda session: _take(gw, session, owner, limit, per_partner, in_flight or {}))
 
 
 def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: int,
-          in_flight: Mapping[str, int]) -> tuple[list[Attempt], int]:
+          in_flight: Mapping[str, int]) -> Claim:
     run_queued_changes(session)  # outcomes recorded earlier in this transaction free their rows first
     now = utcnow()
     budget = {partner: per_partner - count for partner, count in in_flight.items()}
@@ -200,7 +213,7 @@ def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: 
         select(ranked.c.exchange_id, ranked.c.partner_id, ranked.c.line).where(ranked.c.rank <= per_partner)
         .order_by(ranked.c.rank, ranked.c.due_at).limit(2 * limit)))
     if not candidates:
-        return [], 0
+        return Claim([], 0, frozenset(full))
     locked = set(connection.execute(
         select(ITEMS.c.exchange_id)
         .where(ITEMS.c.exchange_id.in_([row.exchange_id for row in candidates]), *_due(now))
@@ -225,8 +238,9 @@ def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: 
         if exchange_id in locked and left > 0 and len(chosen) < limit:
             chosen.append((exchange_id, partner_id))
             budget[partner_id] = left - 1
+    filled = frozenset(partner for partner, left in budget.items() if left <= 0)
     if not chosen:
-        return [], 0
+        return Claim([], 0, filled)
     connection.execute(update(ITEMS).where(ITEMS.c.exchange_id.in_([exchange_id for exchange_id, _ in chosen]))
                        .values(lease_owner=owner, lease_until=now + timedelta(seconds=gw.settings.lease_seconds)))
     rows = {row.id: row for row in connection.execute(
@@ -251,7 +265,7 @@ def _take(gw: "Gateway", session: Session, owner: str, limit: int, per_partner: 
             continue
         if attempt is not None:
             attempts.append(attempt)
-    return attempts, len(chosen)
+    return Claim(attempts, len(chosen), filled)
 
 
 class _Changed(Exception):

@@ -255,6 +255,89 @@ def test_a_claim_gives_a_partner_no_more_than_what_is_left_of_its_share(live_gat
     assert len(attempts) == 4
 
 
+def test_a_claim_reports_a_partner_full_when_its_share_went_on_messages_refused_on_the_re_check(live_gateway, sink):
+    """What a claim chose for a partner counts against its share whether or not it needed an
+    attempt, and the worker is told the partner is full: it may have more due. Judged by the
+    attempts alone, a claim whose choices were refused left the partner looking short of its share,
+    and the worker waited for its poll before claiming the rest."""
+    import asyncio
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from gateway.core import outbox
+    from gateway.core.models import Consent, utcnow
+    from tests.conftest import CLIENT, grant_consent
+
+    gw = live_gateway.gw
+    live_gateway.add_partner("partner-a", sink.url + "/inbox", consenting_clients=())
+    consent_id = grant_consent(gw, CLIENT, partner_id="partner-a")
+    for worker in gw.workers:  # claim by hand, not by the running worker
+        worker._stop.set()
+    eventually(lambda: not any(worker.running for worker in gw.workers))
+    with live_gateway.client("hulpverlener") as client:
+        ids = [submit(client, notice(f"r-refused-{i}")).json()["exchange_id"] for i in range(3)]
+        with gw.store.transaction() as session:  # the consent's term ends while the three wait in the outbox
+            session.execute(update(Consent).where(Consent.id == consent_id)
+                            .values(valid_to=utcnow() - timedelta(seconds=1)))
+
+        first = asyncio.run(outbox.take_async(gw, "test-owner", 32, per_partner=2, in_flight={}))
+        assert (first.attempts, first.claimed, first.full) == ([], 2, frozenset({"partner-a"}))
+        last = asyncio.run(outbox.take_async(gw, "test-owner", 32, per_partner=2, in_flight={}))
+        assert (last.attempts, last.claimed, last.full) == ([], 1, frozenset())  # the third was still due
+        assert [exchange_state(client, i) for i in ids] == ["refused"] * 3
+        at_share = asyncio.run(outbox.take_async(gw, "test-owner", 32, per_partner=2, in_flight={"partner-a": 2}))
+        assert at_share == ([], 0, frozenset({"partner-a"}))
+
+
+def test_messages_refused_on_the_re_check_do_not_leave_the_rest_of_their_partners_backlog_waiting_for_the_poll(
+        database_url, tmp_path):
+    """The worker's side of the test above: a claim whose share for a partner went on messages
+    refused at the re-check starts no attempt, so no slot frees up later to wake the worker; it
+    claims the partner's other due messages at once instead of at its next poll."""
+    import asyncio
+    import time
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from gateway.app import create_app
+    from gateway.core.delivery import DeliveryWorker
+    from gateway.core.models import Consent, utcnow
+    from tests.conftest import CLIENT, LiveGateway, grant_consent, make_settings
+
+    # Two slots a partner (a share of 0.5 of four), and a poll that the test would notice.
+    settings = make_settings(database_url, tmp_path, worker_enabled=False, worker_concurrency=4,
+                             worker_poll_interval=30)
+    with ThreadServer(create_app(settings)) as server:
+        live = LiveGateway(server)
+        gw = live.gw
+        live.add_partner("partner-a", "http://127.0.0.1:9/unused", consenting_clients=())
+        consent_id = grant_consent(gw, CLIENT, partner_id="partner-a")
+        with live.client("hulpverlener") as client:
+            ids = [submit(client, notice(f"r-recheck-{i}")).json()["exchange_id"] for i in range(5)]
+            with gw.store.transaction() as session:  # the consent's term ends while the five wait
+                session.execute(update(Consent).where(Consent.id == consent_id)
+                                .values(valid_to=utcnow() - timedelta(seconds=1)))
+
+            async def run_worker_until_all_refused() -> float:
+                worker = DeliveryWorker(gw)
+                running = asyncio.create_task(worker.run())
+                began = time.monotonic()
+                try:
+                    async with asyncio.timeout(40):
+                        while not all(state == "refused" for state in
+                                      await asyncio.to_thread(lambda: [exchange_state(client, i) for i in ids])):
+                            await asyncio.sleep(0.05)
+                    return time.monotonic() - began
+                finally:
+                    await worker.stop()
+                    await asyncio.wait_for(running, timeout=5)
+
+            # Three claims of at most two each, one after the other, not one per 30 s poll.
+            assert asyncio.run(run_worker_until_all_refused()) < 5
+
+
 @contextmanager
 def _ordered_gateway_without_worker(database_url, tmp_path):
     """A gateway with the ordered notice route whose worker does not run (the test claims and
@@ -524,7 +607,7 @@ def test_a_claim_leaves_alone_a_client_whose_message_its_own_transaction_queued(
     with _one_waiting_ordered_message(database_url, tmp_path) as (gw, subject):
         with gw.store.transaction() as session:
             outbox.first_in_line(session, "partner-a", subject)  # as the unit queueing a message does
-            assert outbox._take(gw, session, "test-owner", 32, 32, {}) == ([], 0)
+            assert outbox._take(gw, session, "test-owner", 32, 32, {}) == ([], 0, frozenset())
         assert outbox.take(gw, "test-owner", 32, per_partner=32)[1] == 1  # alone, the claim takes it
 
 
@@ -627,8 +710,13 @@ def test_a_partner_filled_to_its_share_by_a_claim_gets_the_next_claim_as_soon_as
             left = per_partner - in_flight.get("partner-a", 0)  # the partner has a long backlog
             if len(claims) == 3:
                 worker._release_slot("partner-a")  # an attempt ends while this claim runs
-            return [SimpleNamespace(exchange_id=f"e-{len(claims)}-{i}", partner=SimpleNamespace(id="partner-a"))
-                    for i in range(min(left, limit))], min(left, limit)
+            taken = min(left, limit)
+            # As the real claim reports it: the partner is full if what it had out when the claim
+            # was asked for and what the claim took for it make its share.
+            return outbox.Claim([SimpleNamespace(exchange_id=f"e-{len(claims)}-{i}", partner=SimpleNamespace(id="partner-a"))
+                                 for i in range(taken)], taken,
+                                frozenset({"partner-a"}) if in_flight.get("partner-a", 0) + taken >= per_partner
+                                else frozenset())
 
         async def until_claim(n: int) -> None:
             # The stand-in claim does not suspend, so once it is counted the worker has also
