@@ -153,6 +153,14 @@ def queue_insert(session: Session, model: Any, values: dict[str, Any]) -> None:
     session.info.setdefault("inserts_pending", {}).setdefault(model.__table__, []).append(values)
 
 
+def pending_inserts(session: Session, model: Any) -> list[dict[str, Any]]:
+    """The rows of ``model`` that :func:`queue_insert` queued in this transaction and that are not
+    inserted yet: a read in the same transaction does not see them. For a check that must also
+    count what a shared batch's earlier units queued (a huisverbod withdrawn in the same group
+    commit as an answer given on it)."""
+    return list(session.info.get("inserts_pending", {}).get(model.__table__, ()))
+
+
 def queue_change(session: Session, statement: Any, params: dict[str, Any]) -> None:
     """Queue a change to a row an earlier transaction wrote (a :class:`gateway.core.sql.Statement`
     whose outcome nothing waits for), to run with the others of its statement in one executemany

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from gateway.core.auth import Principal
 from gateway.core.models import Exchange
 from gateway.core.problems import Problem
+from gateway.core.store import pending_inserts
 from gateway.core.runtime import Gateway
 from schakel_police.connector import Contact
 from schakel_police.messages import (
@@ -86,15 +87,21 @@ def known(gw: Gateway, gemeentecode: str, kenmerk: str, *, ignoring: tuple[str, 
     """The order, or None if it was never notified. ``ignoring`` (source, message id) leaves out
     one message's own exchanges, so a partner re-sending it is judged as the first time.
     ``session``: read in that transaction (a delivery's, deciding whether the order still holds)
-    instead of a read of its own."""
-    query = select(Exchange.source, Exchange.subject, Exchange.partner_message_id, Exchange.context_encrypted).where(
-        Exchange.correlation_id == correlation_id(gemeentecode, kenmerk),
-        Exchange.route_id.in_([*HUISVERBOD_ROUTES.values(), HUISVERBOD_CHANGE, HUISVERBOD_REACH]),
-        Exchange.state != "refused").order_by(Exchange.created_at)
+    instead of a read of its own, counting the notices its shared batch has queued but not yet
+    written: a withdrawal accepted earlier in the same group commit must stop the delivery."""
+    about = correlation_id(gemeentecode, kenmerk)
+    routes = [*HUISVERBOD_ROUTES.values(), HUISVERBOD_CHANGE, HUISVERBOD_REACH]
+    query = select(Exchange.source, Exchange.subject, Exchange.partner_message_id, Exchange.context_encrypted,
+                   Exchange.created_at).where(
+        Exchange.correlation_id == about, Exchange.route_id.in_(routes), Exchange.state != "refused")
     with nullcontext(session) if session is not None else gw.store.reading() as reading:
-        rows = [(row.source, row.subject, row.partner_message_id or "",
-                 gw.box.decrypt_json(row.context_encrypted) if row.context_encrypted else {})
-                for row in reading.execute(query)]
+        found = [dict(row._mapping) for row in reading.execute(query)]
+    if session is not None:
+        found += [row for row in pending_inserts(session, Exchange)
+                  if row["correlation_id"] == about and row["route_id"] in routes and row["state"] != "refused"]
+    rows = [(row["source"], row["subject"], row["partner_message_id"] or "",
+             gw.box.decrypt_json(row["context_encrypted"]) if row["context_encrypted"] else {})
+            for row in sorted(found, key=lambda row: row["created_at"])]
     order = None
     for source, subject, partner_message_id, context in rows:
         if ignoring and source == ignoring[0] and partner_message_id.startswith(ignoring[1] + ":"):

@@ -134,3 +134,45 @@ def test_an_answer_on_a_huisverbod_withdrawn_while_it_waited_is_not_delivered(wo
     assert refused["state_reason"] == "the basis huisverbod no longer holds: the huisverbod named was withdrawn"
     assert [a["answer"]["verzoek_kenmerk"] for a in world.received()["answers"]] == ["IV-2026-020"]
     assert any(e["event_type"] == "exchange.refused" for e in audit_of(world, withdrawn))
+
+
+def test_a_withdrawal_queued_earlier_in_the_same_write_stops_an_answer_given_on_its_huisverbod(world):
+    """A group commit writes the units of many requests in one transaction and inserts their
+    exchanges just before it commits. A withdrawal accepted by an earlier unit is therefore not in
+    the table yet when a later unit checks the basis of an answer given on that huisverbod, right
+    before handing it to the delivery worker: the check must count it all the same."""
+    from sqlalchemy import select
+
+    from gateway.core.ids import new_id
+    from gateway.core.models import Exchange, Partner, utcnow
+    from gateway.core.store import queue_insert
+    from schakel_police.huisverbod import correlation_id
+    from schakel_police.plugin import HUISVERBOD_CHANGE
+
+    gw = world.live.gw
+    with world.partner("gemeente-nieuwegein") as municipality:
+        assert municipality.post("/partners/police/huisverboden", json=huisverbod()).status_code == 202
+    named = {"gemeentecode": "0356", "kenmerk": "THV-0356-2026-0042"}
+    world.control(mode="status", status=503, count=1000)  # the answer waits in the outbox
+    answered = ask(world, request("IV-2026-030", FATIMA["bsn"], grondslag="huisverbod", huisverbod=named,
+                                  gevraagd=["contactpersoon"]))
+    assert answered.status_code == 202, answered.text
+    with world.live.client("beheerder") as admin:
+        eventually(lambda: admin.get(f"/api/v1/exchanges/{answered.json()['exchange_id']}").json()["state"] == "failed")
+
+    with gw.store.reading() as session:  # rolled back: the withdrawal below is never written
+        answer = session.get(Exchange, answered.json()["exchange_id"])
+        partner = session.get(Partner, answer.partner_id)
+        assert gw.policy.recheck(session, answer, partner).allowed  # the order runs
+        opened = session.scalars(select(Exchange).where(
+            Exchange.correlation_id == correlation_id(named["gemeentecode"], named["kenmerk"]))).first()
+        # What the withdrawal's unit queues: an exchange on the order's change route, its context
+        # saying the order was withdrawn.
+        withdrawal = {column.key: getattr(opened, column.key) for column in Exchange.__table__.columns}
+        withdrawal.update(id=new_id(), route_id=HUISVERBOD_CHANGE, created_at=utcnow(), updated_at=utcnow(),
+                          partner_message_id=f"thv:0356:{named['kenmerk']}:ingetrokken:achterblijvers",
+                          context_encrypted=gw.box.encrypt_json({"soort": "ingetrokken"}))
+        queue_insert(session, Exchange, withdrawal)
+        decision = gw.policy.recheck(session, answer, partner)
+    assert not decision.allowed
+    assert decision.reason == "the basis huisverbod no longer holds: the huisverbod named was withdrawn"
