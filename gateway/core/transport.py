@@ -177,6 +177,8 @@ class _Answer(httpx.Response):
         self._request = value
 
     def raise_for_status(self) -> "_Answer":
+        if self.is_success:  # nothing to raise, and no request to make for it (a Care4 delivery asks thrice)
+            return self
         self.request  # noqa: B018 - httpx reads the private field, so make it first
         super().raise_for_status()
         return self
