@@ -18,7 +18,7 @@ from gateway import __version__, console
 from gateway import logging as gateway_logging
 from gateway import telemetry
 from gateway.api import connectors, exchanges, health, messages, openapi, partners, privacy
-from gateway.api.guards import BodyGuard, CorrelationId, ErrorShield, HeadAsGet
+from gateway.api.guards import BodyGuard, CorrelationId, ErrorShield
 from gateway.core import problems
 from gateway.core.delivery import DeliveryWorker
 from gateway.core.runtime import Gateway
@@ -136,7 +136,6 @@ def create_app(settings: Settings | None = None, plugins: Iterable[ModuleType | 
         app.include_router(router, prefix=prefix)
     console.mount(app, gw)
 
-    app.add_middleware(HeadAsGet)
     app.add_middleware(ErrorShield)
     app.add_middleware(CorrelationId)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)

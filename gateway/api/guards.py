@@ -1,6 +1,4 @@
-"""ASGI middleware around every request: bodies refused before anyone reads them (oversized or
-compressed), errors answered without details, a correlation id on every log line, and HEAD
-answered wherever GET is."""
+"""ASGI middleware that refuses oversized or compressed request bodies before anyone reads them."""
 
 from __future__ import annotations
 
@@ -130,23 +128,3 @@ class CorrelationId(HttpMiddleware):
             await send(message)
 
         await self.app(scope, receive, send_with_id)
-
-
-class HeadAsGet(HttpMiddleware):
-    """Answers HEAD wherever GET is answered, with GET's status and headers and no body (RFC 9110,
-    section 9.3.2). Uptime monitors and proxies check with HEAD, and FastAPI routes only the
-    methods a route declares, so each GET endpoint would otherwise answer it with 405. It is the
-    same request as GET to everything behind this: the same authentication, and a read audited
-    as a read."""
-
-    async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["method"] != "HEAD":
-            await self.app(scope, receive, send)
-            return
-
-        async def without_body(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.body":
-                message = {**message, "body": b""}
-            await send(message)
-
-        await self.app({**scope, "method": "GET"}, receive, without_body)

@@ -15,11 +15,15 @@ from gateway.core.store import current_revision, head_revision
 router = APIRouter(tags=["health"])
 
 
+# HEAD for load balancers and uptime monitors, on these endpoints only: elsewhere a GET may record
+# what it did (an audited read, a handover marked fetched), which a HEAD must not.
+@router.head("/health", include_in_schema=False)
 @router.get("/health", summary="The process is alive")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@router.head("/ready", include_in_schema=False)
 @router.get("/ready", summary="Database reachable and migrated, plugins loaded, workers running")
 async def ready(gw: GatewayDep) -> JSONResponse:
     checks: dict[str, str] = {}
@@ -41,6 +45,7 @@ async def ready(gw: GatewayDep) -> JSONResponse:
     return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
 
 
+@router.head("/problems/{slug}", response_class=HTMLResponse, include_in_schema=False)
 @router.get("/problems/{slug}", response_class=HTMLResponse, include_in_schema=False)
 async def problem_page(slug: str) -> HTMLResponse:
     if slug not in CATALOGUE:
