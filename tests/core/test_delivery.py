@@ -255,18 +255,27 @@ def test_a_claim_gives_a_partner_no_more_than_what_is_left_of_its_share(live_gat
     assert len(attempts) == 4
 
 
+def _end_consent(gw, consent_id: str) -> None:
+    """The consent's term ends (a second ago): the messages waiting on it are refused when a claim
+    checks their basis again."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from gateway.core.models import Consent, utcnow
+
+    with gw.store.transaction() as session:
+        session.execute(update(Consent).where(Consent.id == consent_id).values(valid_to=utcnow() - timedelta(seconds=1)))
+
+
 def test_a_claim_reports_a_partner_full_when_its_share_went_on_messages_refused_on_the_re_check(live_gateway, sink):
     """What a claim chose for a partner counts against its share whether or not it needed an
     attempt, and the worker is told the partner is full: it may have more due. Judged by the
     attempts alone, a claim whose choices were refused left the partner looking short of its share,
     and the worker waited for its poll before claiming the rest."""
     import asyncio
-    from datetime import timedelta
-
-    from sqlalchemy import update
 
     from gateway.core import outbox
-    from gateway.core.models import Consent, utcnow
     from tests.conftest import CLIENT, grant_consent
 
     gw = live_gateway.gw
@@ -277,9 +286,7 @@ def test_a_claim_reports_a_partner_full_when_its_share_went_on_messages_refused_
     eventually(lambda: not any(worker.running for worker in gw.workers))
     with live_gateway.client("hulpverlener") as client:
         ids = [submit(client, notice(f"r-refused-{i}")).json()["exchange_id"] for i in range(3)]
-        with gw.store.transaction() as session:  # the consent's term ends while the three wait in the outbox
-            session.execute(update(Consent).where(Consent.id == consent_id)
-                            .values(valid_to=utcnow() - timedelta(seconds=1)))
+        _end_consent(gw, consent_id)  # while the three wait in the outbox
 
         first = asyncio.run(outbox.take_async(gw, "test-owner", 32, per_partner=2, in_flight={}))
         assert (first.attempts, first.claimed, first.full) == ([], 2, frozenset({"partner-a"}))
@@ -297,13 +304,9 @@ def test_messages_refused_on_the_re_check_do_not_leave_the_rest_of_their_partner
     claims the partner's other due messages at once instead of at its next poll."""
     import asyncio
     import time
-    from datetime import timedelta
-
-    from sqlalchemy import update
 
     from gateway.app import create_app
     from gateway.core.delivery import DeliveryWorker
-    from gateway.core.models import Consent, utcnow
     from tests.conftest import CLIENT, LiveGateway, grant_consent, make_settings
 
     # Two slots a partner (a share of 0.5 of four), and a poll that the test would notice.
@@ -316,9 +319,7 @@ def test_messages_refused_on_the_re_check_do_not_leave_the_rest_of_their_partner
         consent_id = grant_consent(gw, CLIENT, partner_id="partner-a")
         with live.client("hulpverlener") as client:
             ids = [submit(client, notice(f"r-recheck-{i}")).json()["exchange_id"] for i in range(5)]
-            with gw.store.transaction() as session:  # the consent's term ends while the five wait
-                session.execute(update(Consent).where(Consent.id == consent_id)
-                                .values(valid_to=utcnow() - timedelta(seconds=1)))
+            _end_consent(gw, consent_id)  # while the five wait in the outbox
 
             async def run_worker_until_all_refused() -> float:
                 worker = DeliveryWorker(gw)
