@@ -79,6 +79,9 @@ class Settings(BaseSettings):
 
     # Privacy
     body_retention_days: int = 90
+    # A vitaal_belang decision (acute danger) holds this long after its decided_at: a message
+    # still waiting after that — for a retry, a replay — is refused, and a new decision is needed.
+    vitaal_belang_hours: float = Field(24.0, gt=0, le=24 * 7)
     audit_checkpoint_interval_hours: float = 24.0
     maintenance_interval_seconds: float = 3600.0
 

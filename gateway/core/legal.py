@@ -4,13 +4,21 @@ A route declares the bases it accepts. Consent is looked up in the register; ``w
 holds by the route itself (an iWmo message for an allocation); the others hold only with recorded
 evidence — who decided, when, and why — that travels with the message, is stored encrypted with
 the exchange, and whose presence the audit log records.
+
+A decision is dated (``decided_at``): one dated in the future is refused, and a ``vitaal_belang``
+decision — acute danger — holds only for a while after it was taken (``GATEWAY_VITAAL_BELANG_HOURS``):
+a message still waiting after that, for a retry or a replay, no longer leaves on it, and a worker
+who still sees the danger records a new decision.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from gateway.settings import Settings
 
 MELDCODE_EXCEPTIONS = {
     "gevaar_kind_of_gezin": "informing the client would endanger the child or the family",
@@ -41,6 +49,22 @@ def covers(consented: list[str] | tuple[str, ...] | None, carried: tuple[str, ..
     return bool(carried) and set(carried) <= set(consented)
 
 
+# A decision's time without an offset is read as a Dutch worker's clock shows it.
+_LOCAL = ZoneInfo("Europe/Amsterdam")
+# Clocks of the submitter's system and ours may differ by this much; a decision dated further
+# ahead than that has not been taken yet.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def decided_at(evidence: dict[str, Any]) -> datetime | None:
+    """The evidence's ``decided_at`` as an aware time, or ``None`` where it is not one."""
+    try:
+        moment = datetime.fromisoformat(str(evidence.get("decided_at")))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=_LOCAL) if moment.tzinfo is None else moment
+
+
 @dataclass(frozen=True)
 class LegalBasis:
     name: str
@@ -48,9 +72,14 @@ class LegalBasis:
     law: str
     evidence: tuple[str, ...] = ()
     consent: bool = False
+    # Holds only this long after its decision, by the setting of this name (hours); None: no limit.
+    valid_for_setting: str | None = None
 
-    def check_evidence(self, evidence: dict[str, Any] | None) -> str | None:
-        """Why the evidence does not support this basis, or ``None`` when it does."""
+    def check_evidence(self, evidence: dict[str, Any] | None, now: datetime | None = None,
+                       valid_hours: float | None = None) -> str | None:
+        """Why the evidence does not support this basis at ``now``, or ``None`` when it does.
+        ``valid_hours``: how long a decision of a basis that lapses holds (its setting's default
+        when None)."""
         if self.consent:
             return None
         if not self.evidence:
@@ -60,14 +89,32 @@ class LegalBasis:
         if missing:
             return f"{self.name} requires a recorded {', '.join(missing)}"
         if "decided_at" in self.evidence:
-            try:
-                datetime.fromisoformat(str(evidence["decided_at"]))
-            except ValueError:
-                return f"{self.name}: decided_at is not a date and time"
+            problem = self.lapsed(evidence, now, valid_hours)
+            if problem is not None:
+                return problem
         if self.name == "meldrecht" and evidence.get("client_informed") is False:
             if evidence.get("exception") not in MELDCODE_EXCEPTIONS:
                 return ("meldrecht without informing the client requires the exception that applies: "
                         + ", ".join(MELDCODE_EXCEPTIONS))
+        return None
+
+    def lapsed(self, evidence: dict[str, Any], now: datetime | None = None,
+               valid_hours: float | None = None) -> str | None:
+        """Why the decision the evidence records does not hold at ``now`` — not a time, not taken
+        yet, or (for a basis that lapses) taken too long ago — or ``None``. Asked when a message
+        is submitted and again before each attempt. The reason names no one and no time."""
+        moment = decided_at(evidence)
+        if moment is None:
+            return f"{self.name}: decided_at is not a date and time"
+        if now is None:
+            return None
+        if moment > now + CLOCK_SKEW:
+            return f"{self.name}: decided_at lies in the future"
+        if self.valid_for_setting is not None:
+            hours = Settings.model_fields[self.valid_for_setting].default if valid_hours is None else valid_hours
+            if now - moment > timedelta(hours=hours):
+                return (f"the {self.name} decision is more than {hours:g} hours old; "
+                        "a new decision has to be recorded")
         return None
 
 
@@ -78,7 +125,8 @@ BASES: dict[str, LegalBasis] = {
         LegalBasis("meldrecht", "Meldrecht (melding aan Veilig Thuis zonder toestemming)", "Wmo 2015 art. 5.2.6",
                    ("decided_by", "decided_at", "weighing", "client_informed")),
         LegalBasis("wettelijke_plicht", "Wettelijke verplichting", "AVG art. 6 lid 1 sub c"),
-        LegalBasis("vitaal_belang", "Vitaal belang (acuut gevaar)", "AVG art. 6 lid 1 sub d", ("decided_by", "decided_at", "reason")),
+        LegalBasis("vitaal_belang", "Vitaal belang (acuut gevaar)", "AVG art. 6 lid 1 sub d", ("decided_by", "decided_at", "reason"),
+                   valid_for_setting="vitaal_belang_hours"),
         LegalBasis("huisverbod", "Wet tijdelijk huisverbod", "Wet tijdelijk huisverbod art. 2 en 9", ("decision_reference",)),
     )
 }

@@ -137,7 +137,7 @@ class Policy:
                 continue
             if not basis.evidence:
                 return Decision(True, f"{basis.title} ({basis.law})", basis=name)
-            problem = basis.check_evidence(request.evidence.get(name))
+            problem = basis.check_evidence(request.evidence.get(name), utcnow(), self._valid_hours(basis))
             if problem is None:
                 return Decision(True, f"{basis.title} ({basis.law}), evidence recorded", basis=name)
             reasons[name] = problem
@@ -181,18 +181,32 @@ class Policy:
             return Decision(False, f"the basis {exchange.legal_basis} no longer holds: {why}")
         return Decision(True, f"basis {exchange.legal_basis} recorded at submission", basis=exchange.legal_basis)
 
+    def _valid_hours(self, basis: legal.LegalBasis) -> float | None:
+        if basis.valid_for_setting is None or self.gateway is None:
+            return None
+        return float(getattr(self.gateway.settings, basis.valid_for_setting))
+
     def _evidence_lapsed(self, session: Session, route: "Route", exchange: "Exchange") -> str | None:
-        """Why a named ground's recorded evidence no longer holds, by the plugins that can tell (a
-        huisverbod withdrawn or ended since the message was accepted), or ``None``."""
+        """Why a named ground's recorded evidence no longer holds, or ``None``: by the core where
+        the ground lapses with time (a vitaal_belang decision older than the setting allows), then
+        by the plugins that can tell (a huisverbod withdrawn or ended since the message was accepted)."""
         basis = legal.BASES.get(exchange.legal_basis or "")
         gateway = self.gateway
         if basis is None or not basis.evidence or gateway is None:
             return None
         hook = gateway.pm.hook.basis_still_holds
-        if not hook.get_hookimpls():
+        lapses = "decided_at" in basis.evidence
+        if not lapses and not hook.get_hookimpls():
             return None
         encrypted = exchange.basis_evidence_encrypted
         evidence = gateway.box.decrypt_json(encrypted) if encrypted else {}
+        if lapses:
+            # Evidence missing here was erased (retention) or never stored: nothing leaves on it.
+            why = basis.lapsed(evidence, utcnow(), self._valid_hours(basis))
+            if why is not None:
+                return why
+        if not hook.get_hookimpls():
+            return None
         try:
             reasons = hook(check=BasisCheck(route=route, basis=basis.name, evidence=evidence, subject=exchange.subject,
                                             session=session, gateway=gateway))

@@ -11,6 +11,10 @@ from tests.helpers import eventually, exchange_state, notice, sink_control, sink
 PSEUDONYM_PREFIX = "psn:"
 
 
+def _hours_ago(hours: float) -> str:
+    return (datetime.now(timezone.utc) - timedelta(hours=hours)).astimezone(timezone(timedelta(hours=1))).isoformat()
+
+
 def _audit(client: httpx.Client, exchange_id: str) -> list[dict]:
     return client.get("/api/v1/audit", params={"exchange": exchange_id}).json()["items"]
 
@@ -101,7 +105,7 @@ def test_a_consent_that_expires_while_a_message_waits_stops_it_before_the_next_a
 
 def test_vital_interest_needs_its_evidence_and_then_is_audited_with_that_basis(live_gateway, sink):
     live_gateway.add_partner("partner-a", sink.url + "/inbox", consenting_clients=())
-    evidence = {"decided_by": "teamleider (fictief)", "decided_at": "2026-11-22T10:00:00+01:00",
+    evidence = {"decided_by": "teamleider (fictief)", "decided_at": _hours_ago(1),
                 "reason": "acuut gevaar voor moeder en kinderen"}
     headers = {"Schakel-Legal-Basis": "vitaal_belang"}
     with live_gateway.client("hulpverlener") as worker:
@@ -121,6 +125,52 @@ def test_vital_interest_needs_its_evidence_and_then_is_audited_with_that_basis(l
     with live_gateway.client("privacy") as officer:
         events = _audit(officer, sent.json()["exchange_id"])
     assert {e["legal_basis"] for e in events if e["event_type"] != "exchange.received"} == {"vitaal_belang"}
+
+
+def test_a_vital_interest_decision_taken_too_long_ago_is_refused_with_what_to_do(live_gateway, sink):
+    live_gateway.add_partner("partner-a", sink.url + "/inbox", consenting_clients=())
+    headers = {"Schakel-Legal-Basis": "vitaal_belang"}
+    stale = {"decided_by": "teamleider (fictief)", "decided_at": _hours_ago(25), "reason": "acuut gevaar"}
+    ahead = {**stale, "decided_at": _hours_ago(-2)}
+    with live_gateway.client("hulpverlener") as worker:
+        old = worker.post("/api/v1/routes/webhook.notice/messages", headers=headers,
+                          json=notice("r-vital-old", evidence={"vitaal_belang": stale}))
+        future = worker.post("/api/v1/routes/webhook.notice/messages", headers=headers,
+                             json=notice("r-vital-ahead", evidence={"vitaal_belang": ahead}))
+    assert old.status_code == 403 and old.headers["content-type"] == "application/problem+json"
+    assert old.json()["type"] == "/problems/refused" and old.json()["missing_basis"] == ["vitaal_belang"]
+    assert old.json()["basis_reasons"]["vitaal_belang"] == (
+        "the vitaal_belang decision is more than 24 hours old; a new decision has to be recorded")
+    assert future.status_code == 403
+    assert future.json()["basis_reasons"]["vitaal_belang"] == "vitaal_belang: decided_at lies in the future"
+    assert sink_stats(sink.url)["unique"] == 0
+
+
+def test_a_vital_interest_decision_that_lapses_while_the_message_waits_stops_its_next_attempt(database_url, tmp_path,
+                                                                                              sink):
+    from gateway.app import create_app
+    from tests.conftest import LiveGateway, make_settings
+    from tests.servers import ThreadServer
+
+    # A decision that holds for four seconds, and a partner that is down meanwhile.
+    settings = make_settings(database_url, tmp_path, vitaal_belang_hours=4 / 3600)
+    sink_control(sink.url, mode="status", status=503)
+    evidence = {"decided_by": "teamleider (fictief)", "decided_at": _hours_ago(0), "reason": "acuut gevaar"}
+    with ThreadServer(create_app(settings)) as server:
+        live = LiveGateway(server)
+        live.add_partner("partner-a", sink.url + "/inbox", consenting_clients=())
+        with live.client("hulpverlener") as worker:
+            sent = worker.post("/api/v1/routes/webhook.notice/messages", headers={"Schakel-Legal-Basis": "vitaal_belang"},
+                               json=notice("r-vital-lapse", evidence={"vitaal_belang": evidence}))
+            assert sent.status_code == 202
+            exchange_id = sent.json()["exchange_id"]
+            eventually(lambda: exchange_state(worker, exchange_id) == "refused", timeout=30)
+            reason = worker.get(f"/api/v1/exchanges/{exchange_id}").json()["state_reason"]
+        with live.client("privacy") as officer:
+            refusal = [e for e in _audit(officer, exchange_id) if e["event_type"] == "exchange.refused"]
+    assert "the basis vitaal_belang no longer holds: the vitaal_belang decision is more than" in reason
+    assert sink_stats(sink.url)["requests"] >= 1  # it was tried while the decision held
+    assert refusal and refusal[0]["legal_basis"] == "vitaal_belang" and "acuut gevaar" not in str(refusal)
 
 
 def test_the_consent_register_keeps_history_and_speaks_fhir(live_gateway):

@@ -4,6 +4,7 @@ and the exchange's basis allows — every other attempt is withheld and audited.
 from __future__ import annotations
 
 import shutil
+from datetime import datetime, timezone
 
 import httpx
 import pytest
@@ -45,7 +46,7 @@ fields:
 def test_a_confidential_field_is_withheld_unless_named_and_allowed(database_url, tmp_path, mappings, sink):
     settings = make_settings(database_url, tmp_path, mappings_dir=mappings)
     message = {"reference": "s-1", "client_id": "C-1001", "partner": "partner-a", "client": {"address": SECRET_ADDRESS}}
-    evidence = {"vitaal_belang": {"decided_by": "teamleider", "decided_at": "2026-11-22T10:00:00+01:00",
+    evidence = {"vitaal_belang": {"decided_by": "teamleider", "decided_at": datetime.now(timezone.utc).isoformat(),
                                   "reason": "acuut gevaar"}}
     with ThreadServer(create_app(settings, plugins=[confidential])) as server:
         live = LiveGateway(server)

@@ -17,4 +17,6 @@ class Notice(BaseModel):
     partner: str | None = Field(default=None, max_length=64, description="Send to this partner id")
     region: str | None = Field(default=None, max_length=64, description="Route by region through the routing table")
     evidence: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Evidence per legal basis that is not consent, e.g. vitaal_belang")
+        default_factory=dict, description="Evidence per legal basis that is not consent, e.g. vitaal_belang: decided_by, "
+                                    "decided_at (ISO 8601; without an offset, Dutch local time; at most "
+                                    "GATEWAY_VITAAL_BELANG_HOURS old) and reason")
