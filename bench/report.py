@@ -307,7 +307,10 @@ def _method(results: dict[str, Any], w: Any) -> None:
       "that completes it (the `PUT` of the arrangement, keyed `schakel-<exchange id>:…`) arrives. Before that "
       "write Schakel makes two look-ups (the client by BSN, her current arrangements), so a WMO301 costs the "
       "partner three requests, and the relays' one POST of the XML is a much smaller job: compare the WMO301 "
-      "rates with that in mind.\n")
+      "rates with that in mind"
+      + ("; how many of those the simulator takes on its own, with no gateway in between, is measured in each "
+         "WMO301 round too ([the ECD alone](#where-schakel-stands-and-what-would-close-the-gap))"
+         if plan.get("partner_alone") else "") + ".\n")
     rounds = plan.get("rounds", 1)
     load = (f"**The load.** wrk, one thread per target, {plan['connections']} connections in all, for "
             f"{plan['saturate_seconds']} s (saturating pass"
@@ -479,6 +482,60 @@ def _noise(results: dict[str, Any], w: Any) -> None:
       "other work a figure can move between runs; the ratios within one run are the comparison that holds.\n")
 
 
+def _budget(results: dict[str, Any], w: Any) -> None:
+    """What reaching the relay's rate would leave Schakel on this machine, from this run's own
+    figures: the cores, less what the partner and wrk used per message in Schakel's own pass (the
+    same requests for any gateway with this flow), and no more than one core per process (the GIL)."""
+    cores = results["machine"].get("cores") or 0
+    rows = []
+    for data in results.get("load", {}).values():
+        sat = data["saturated"]
+        for r in _schakel(sat):
+            relay = _by_name(sat, f"relay-{r['processes']}")
+            if not (relay and r["delivered"] and cores and relay["end_to_end_rate"]):
+                continue
+            rate = relay["end_to_end_rate"]
+            others = r["partner_and_wrk_cpu_seconds"] * 1000 / r["delivered"]
+            left = cores * 1000 / rate - others  # for the gateway's processes and its database server together
+            per_process = r["processes"] * 1000 / rate
+            used, database = r["cpu_ms_per_delivered"], r.get("postgres_cpu_ms_per_delivered") or 0.0
+            cut = max(1 - max(left, 0) / (used + database), 1 - per_process / used, 0)
+            rows.append(f"| {data['title']} | {_label(r).removeprefix('Schakel, ')} | {_num(rate)}/s | "
+                        f"{_num(cores * 1000 / rate, 2)} | {_num(others, 2)} | {_num(max(left, 0), 2)} | "
+                        f"{_num(per_process, 2)} | {_num(used + database, 2)}"
+                        + (f" ({_num(used, 2)} + {_num(database, 2)})" if database else "")
+                        + f" | {'within it' if cut == 0 else f'{cut * 100:.0f} % less'} |")
+    if not rows:
+        return
+    w("**What the relay's rate would leave for Schakel on this machine.** At the relay's rate, the machine's "
+      f"{cores} cores have {cores} × 1,000 ÷ rate milliseconds of CPU per message for everything. The partner and "
+      "wrk take their share of it — what they used per message in Schakel's own pass, which any gateway with the "
+      "same flow would cost them; for the WMO301 that is the Care4 simulator answering three requests and wrk "
+      "reading each WMO302 retour — and what is left is for the gateway's processes and, on PostgreSQL, its "
+      "database server. A process runs its Python on one core at a time, so each has at most 1,000 ÷ rate ms a "
+      "message. The last column is how much less CPU per message Schakel (its processes, and its database "
+      "server's backends) would have to use to fit both.\n")
+    w("| message | Schakel configuration | relay's rate | CPU a message, whole machine (ms) | partner and wrk (ms) | "
+      "left for Schakel and its database (ms) | one core per process (ms) | Schakel used (ms; processes + database) | "
+      "to reach the relay |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    for row in rows:
+        w(row)
+    w("")
+    load = results.get("load", {}).get("wmo301") or {}
+    alone, relay_two = load.get("partner_alone"), (load.get("saturated") or {}).get("relay-2")
+    if alone:
+        text = (f"**The ECD alone.** Driven by wrk with only the three requests a WMO301 costs it (`bench/ceiling.py`, "
+                f"once in each round, after the systems), the Care4 simulator took {_num(alone['rate'])} writes per "
+                f"second ({_num(min(alone['rounds']))}–{_num(max(alone['rounds']))}), using "
+                f"{_num(alone['partner_cpu_ms_per_write'], 2)} ms of CPU per write: the most any gateway delivering "
+                "WMO301s to it could reach on this machine, with no CPU left for the gateway itself")
+        if relay_two:
+            text += (f"; the bare relay with two processes forwarded {_num(relay_two['end_to_end_rate'])} WMO301s a "
+                     "second to its sink")
+        w(text + ".\n")
+
+
 def _gap(results: dict[str, Any], w: Any) -> None:
     w("## Where Schakel stands, and what would close the gap\n")
     for kind, data in results.get("load", {}).items():
@@ -522,6 +579,7 @@ def _gap(results: dict[str, Any], w: Any) -> None:
               f"partner, so {worst['backlog_at_end_of_load']:,} exchanges were still queued when the load stopped "
               f"and took {_num(worst['drain_seconds'], 2)} s more to arrive.")
     w("")
+    _budget(results, w)
     w("Why it costs more: the relays and Node-RED do one thing per message — forward it. Schakel, per exchange, "
       "authenticates the caller, parses and validates the message (for a WMO301 against the official XSD, and "
       "answers with a WMO302), pseudonymises the client, checks the consent register or legal basis, maps only "

@@ -25,6 +25,7 @@ import httpx
 
 import auditscale
 import batchimport
+import ceiling
 import report
 from baselines import NodeRed, Relay, install_node_red
 from loadgen import MESSAGES, Target, drive, ensure_wrk
@@ -50,6 +51,7 @@ class Plan:
     relays: tuple[int, ...]  # relay processes
     aiohttp_relays: tuple[int, ...]  # the same relay on aiohttp's client: what the relay's own client costs
     node_red: bool
+    partner_alone: bool  # in each WMO301 round, also the Care4 simulator alone (bench/ceiling.py)
     drain_timeout: float
     audit_backends: tuple[str, ...]
     audit_entries: int
@@ -64,12 +66,12 @@ class Plan:
 FULL = Plan(saturate_seconds=15, paced_seconds=20, warmup_seconds=2.0, connections=16, paced_connections=4,
             paced_fraction=0.5, rounds=3, kinds=("json", "wmo301"),
             schakel=(("sqlite", 1), ("sqlite", 2), ("postgres", 1), ("postgres", 2)), relays=(1, 2), aiohttp_relays=(1,),
-            node_red=True,
+            node_red=True, partner_alone=True,
             drain_timeout=300, audit_backends=("sqlite", "postgres"), audit_entries=1_000_002, audit_through_seal=30_000,
             access_report_calls=50, startup_repeats=3, startup_all=True, import_messages=10_000, settle_seconds=180)
 QUICK = Plan(saturate_seconds=2, paced_seconds=1, warmup_seconds=0.5, connections=16, paced_connections=4,
              paced_fraction=0.0, rounds=1, kinds=("json", "wmo301"), schakel=(("sqlite", 1),), relays=(1,), aiohttp_relays=(1,),
-             node_red=True,
+             node_red=True, partner_alone=True,
              drain_timeout=30, audit_backends=("sqlite",), audit_entries=6_000, audit_through_seal=1_500,
              access_report_calls=5, startup_repeats=1, startup_all=False, import_messages=100, settle_seconds=0)
 
@@ -284,7 +286,7 @@ class Bench:
         out: dict[str, Any] = {}
         for kind in self.plan.kinds:
             print(f"{KINDS[kind]['title']}: saturating passes, {self.plan.rounds} round(s)", flush=True)
-            saturated = self.rounds(kind)
+            saturated, alone = self.rounds(kind)
             rates = [r["end_to_end_rate"] for r in saturated.values() if r["end_to_end_rate"] > 0]
             paced_rate, paced = None, {}
             if self.plan.paced_fraction and rates:
@@ -294,23 +296,41 @@ class Bench:
             out[kind] = {"title": KINDS[kind]["title"],
                          "message_bytes": len(KINDS[kind]["template"].read_bytes()),
                          "saturated": saturated, "paced_rate": paced_rate, "paced": paced}
+            if alone:
+                median = sorted(alone, key=lambda r: r["rate"])[(len(alone) - 1) // 2]
+                out[kind]["partner_alone"] = {**median, "rounds": [r["rate"] for r in alone]}
         return out
 
-    def rounds(self, kind: str) -> dict[str, Any]:
+    def rounds(self, kind: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Each system's median saturating pass, of ``plan.rounds`` rounds that each take every system
         in turn: two passes of one system can differ by more than the systems do (the bare relay's
         rate spread over a factor of two on one machine in one hour), so one pass each would let
         the machine's moment decide the comparison; rounds spread any slow stretch over all of them.
-        The median pass keeps every figure of its own; ``rounds`` lists every pass's rate, in order."""
+        The median pass keeps every figure of its own; ``rounds`` lists every pass's rate, in order.
+        With the WMO301, each round ends with the partner alone (bench/ceiling.py), also returned."""
         passes: dict[str, list[dict[str, Any]]] = {s.name: [] for s in self.systems()}
+        alone: list[dict[str, Any]] = []
         for round_ in range(self.plan.rounds):
             for system in self.systems():
                 passes[system.name].append(self.one_pass(system, kind, None, round_))
+            if kind == "wmo301" and self.plan.partner_alone:
+                alone.append(self.partner_alone(round_))
         out = {}
         for name, results in passes.items():
             median = sorted(results, key=lambda r: r["end_to_end_rate"])[(len(results) - 1) // 2]
             out[name] = {**median, "rounds": [r["end_to_end_rate"] for r in results]}
-        return out
+        return out, alone
+
+    def partner_alone(self, round_: int) -> dict[str, Any]:
+        began = time.monotonic()
+        quiet = self.settle()
+        prefix = f"alone{round_ + 1}-"
+        result = ceiling.run(self.partners, seconds=self.plan.saturate_seconds, connections=self.plan.connections,
+                             prefix=prefix, workdir=self.work / f"wmo301-partner-alone-round{round_ + 1}")
+        result.update(quiet, pass_seconds=round(time.monotonic() - began, 1))
+        print(f"  {'wmo301-partner-alone-round' + str(round_ + 1):<40} {result['pass_seconds']:>5} s  "
+              f"ECD writes {result['rate']:>7}/s  partner CPU {result['partner_cpu_ms_per_write']} ms a write", flush=True)
+        return result
 
     def startup(self) -> dict[str, Any]:
         """Seconds from starting the process to its first 200 on readiness (median of the repeats)."""
