@@ -155,21 +155,25 @@ def test_a_vital_interest_decision_that_lapses_while_the_message_waits_stops_its
     # A decision that holds for four seconds, and a partner that is down meanwhile.
     settings = make_settings(database_url, tmp_path, vitaal_belang_hours=4 / 3600)
     sink_control(sink.url, mode="status", status=503)
-    evidence = {"decided_by": "teamleider (fictief)", "decided_at": _hours_ago(0), "reason": "acuut gevaar"}
     with ThreadServer(create_app(settings)) as server:
         live = LiveGateway(server)
         live.add_partner("partner-a", sink.url + "/inbox", consenting_clients=())
         with live.client("hulpverlener") as worker:
+            decided = datetime.now(timezone.utc)
+            evidence = {"decided_by": "teamleider (fictief)", "decided_at": decided.isoformat(), "reason": "acuut gevaar"}
             sent = worker.post("/api/v1/routes/webhook.notice/messages", headers={"Schakel-Legal-Basis": "vitaal_belang"},
                                json=notice("r-vital-lapse", evidence={"vitaal_belang": evidence}))
             assert sent.status_code == 202
             exchange_id = sent.json()["exchange_id"]
             eventually(lambda: exchange_state(worker, exchange_id) == "refused", timeout=30)
-            reason = worker.get(f"/api/v1/exchanges/{exchange_id}").json()["state_reason"]
+            detail = worker.get(f"/api/v1/exchanges/{exchange_id}").json()
         with live.client("privacy") as officer:
             refusal = [e for e in _audit(officer, exchange_id) if e["event_type"] == "exchange.refused"]
-    assert "the basis vitaal_belang no longer holds: the vitaal_belang decision is more than" in reason
-    assert sink_stats(sink.url)["requests"] >= 1  # it was tried while the decision held
+    assert "the basis vitaal_belang no longer holds: the vitaal_belang decision is more than" in detail["state_reason"]
+    attempts = [datetime.fromisoformat(t["at"]) for t in detail["timeline"] if t["to_state"] == "sending"]
+    # Tried while the decision held, and never after it lapsed.
+    assert attempts and sink_stats(sink.url)["requests"] == len(attempts)
+    assert all(at <= decided + timedelta(seconds=4) for at in attempts)
     assert refusal and refusal[0]["legal_basis"] == "vitaal_belang" and "acuut gevaar" not in str(refusal)
 
 
