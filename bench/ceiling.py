@@ -43,12 +43,13 @@ def run(partners: Any, *, seconds: float, connections: int, prefix: str, workdir
                                                    "client_secret": CLIENT_SECRET}, timeout=10).json()["access_token"]
     clients = [c for c in (*build()["clients"].values(), *bench_clients().values()) if c.get("bsn")]
     (workdir / "clients.txt").write_text("".join(f"{c['bsn']} {c['id']}\n" for c in clients))
-    (workdir / "body.json").write_text(json.dumps(_arrangement()))
+    arrangement = _arrangement()
+    (workdir / "body.json").write_text(json.dumps(arrangement))
     httpx.post(url + "/_reset", timeout=10).raise_for_status()
     partner = partners.procs["care4"]
     cpu_before, wrk_before = partner.cpu_seconds(), children_cpu_seconds()
     env = {"BENCH_CLIENTS": str(workdir / "clients.txt"), "BENCH_BODY": str(workdir / "body.json"),
-           "BENCH_TOKEN": token, "BENCH_PREFIX": prefix}
+           "BENCH_TOKEN": token, "BENCH_PREFIX": prefix, "BENCH_NUMBER": arrangement["allocation_number"]}
     output = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
                              "-s", str(HERE / "ecd.lua"), url], env={**os.environ, **env}, capture_output=True,
                             text=True).stdout

@@ -6,6 +6,7 @@
 --   BENCH_BODY     file with the arrangement written (JSON)
 --   BENCH_TOKEN    the simulator's bearer token
 --   BENCH_PREFIX   prefix of the writes' Idempotency-Keys, unique per pass
+--   BENCH_NUMBER   the arrangement's allocation number (the WMO301's ToewijzingNummer)
 
 local clients, n = {}, 0
 for line in io.lines(os.getenv("BENCH_CLIENTS")) do
@@ -17,6 +18,7 @@ local body = file:read("*a")
 file:close()
 local auth = "Bearer " .. os.getenv("BENCH_TOKEN")
 local prefix = os.getenv("BENCH_PREFIX")
+local number = os.getenv("BENCH_NUMBER")
 
 request = function()
   n = n + 1
@@ -28,9 +30,9 @@ request = function()
   elseif step == 1 then
     return wrk.format("GET", "/clients/" .. client[2] .. "/arrangements", {["Authorization"] = auth})
   end
-  -- Seven allocation numbers a client, in turn: the simulator's arrangements stay as few as a
-  -- municipality's would be, rather than growing with every write.
-  return wrk.format("PUT", "/clients/" .. client[2] .. "/arrangements/" .. (message % 7),
+  -- The same allocation for each client, as the bench's WMO301 makes Schakel write: the simulator
+  -- keeps one arrangement a client, as in Schakel's passes (it scans them all for a client's list).
+  return wrk.format("PUT", "/clients/" .. client[2] .. "/arrangements/" .. number,
                     {["Authorization"] = auth, ["Content-Type"] = "application/json",
                      ["Idempotency-Key"] = prefix .. message .. ":arrangement"}, body)
 end

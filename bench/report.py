@@ -536,6 +536,24 @@ def _budget(results: dict[str, Any], w: Any) -> None:
         w(text + ".\n")
 
 
+def _ecd_alone_verdict(results: dict[str, Any]) -> str:
+    """What the ECD alone says about the WMO301 comparisons of this run."""
+    load = results.get("load", {}).get("wmo301") or {}
+    alone, sat = load.get("partner_alone"), load.get("saturated") or {}
+    relays = [(n, sat[f"relay-{n}"]["end_to_end_rate"]) for n in (1, 2) if f"relay-{n}" in sat]
+    if not alone or not relays:
+        return ""
+    above = [f"{_num(rate)} with {n} process{'es' if n > 1 else ''}" for n, rate in relays if rate >= alone["rate"]]
+    text = (f" In this run the Care4 simulator alone took {_num(alone['rate'])} writes a second with nothing but wrk "
+            "beside it; the bare relay forwarded " + " and ".join(f"{_num(rate)}" for _, rate in relays) + " WMO301s "
+            "a second with one and two processes.")
+    if above:
+        text += (" At " + " and ".join(above) + ", the relay was at or above the most the ECD itself took: no gateway "
+                 "that delivers WMO301s to this ECD could reach the relay there on this machine, whatever it did "
+                 "itself, so these comparisons cannot be closed here.")
+    return text
+
+
 def _gap(results: dict[str, Any], w: Any) -> None:
     w("## Where Schakel stands, and what would close the gap\n")
     for kind, data in results.get("load", {}).items():
@@ -782,19 +800,34 @@ def _gap(results: dict[str, Any], w: Any) -> None:
       "import statement on every call; timeit, eight fields), and a partner's 2xx answer no longer builds "
       "the httpx request that only an error needs (2 % of the event loop's samples on a WMO301 pass, "
       "py-spy).\n")
-    w("This run is of session 17's code (commit `1c1c032`): since the previous run (session 16's code, "
-      "`0bbb6cb`), item 18's wake-up fix that came after that run, item 19, HEAD on the health endpoints, and "
-      "a police basis check that also sees what its own group commit queued (docs/plugins.md), which is not on "
-      "the bench's path. Measured in session 14 and not kept: dropping every secondary index of the "
+    w("20. **What the relay's rate leaves, and the ECD alone** (session 18, before this run). Nothing on "
+      "Schakel's path changed; the page gained two measurements that say which comparisons can be closed on "
+      "this machine at all. The [table above](#where-schakel-stands-and-what-would-close-the-gap) works out, from "
+      "this run's own figures, how much CPU per message the relay's rate leaves for Schakel, and "
+      "`bench/ceiling.py` drives the Care4 simulator with nothing but the three requests a WMO301 costs it, in "
+      "each WMO301 round. The machine does not grow: every kind of machine this project can be put on has "
+      "these two cores (the workplace's own limits). Measured and not kept: SQLite's memory-mapped reads "
+      "(`PRAGMA mmap_size`, 256 MB) for the two processes that share one database, to spare each the rereading "
+      "of pages the other changed — single passes, JSON notice, 657 and 614 per second against 743 and 729 "
+      "without it, interleaved. A profile of the JSON notice on PostgreSQL with one process showed the event "
+      "loop waiting for the server's answers to a request's look-ups in about half of the samples it was "
+      "busy in, as item 16 found; an asyncio connection for them was measured there and not kept.\n")
+    commit = (results.get("machine") or {}).get("schakel_commit") or ""
+    w(f"This run is of session 18's code (commit `{commit[:7]}`): since the previous run (session 17's code, "
+      "`1c1c032`), the ECD-alone measurement (item 20), and a vital-interest decision that lapses after "
+      "`GATEWAY_VITAAL_BELANG_HOURS` (docs/privacy.md), which is not on the bench's path. Measured in session "
+      "14 and not kept: dropping every secondary index of the "
       "exchanges, transitions, audit and outbox tables (an upper bound, since those indexes serve the API's "
       "and the access report's queries) gave 6–11 % on the JSON notice with SQLite in single passes; a 64 MB "
-      "SQLite page cache instead of 2 MB, no gain. The relay on aiohttp's JSON notice ran at 2,260.2 per "
-      "second here against 2,148.8 in the previous run, another machine of the same kind; compare ratios "
+      "SQLite page cache instead of 2 MB, no gain. The relay on aiohttp's JSON notice ran at "
+      f"{_num(((results.get('load') or {}).get('json') or {}).get('saturated', {}).get('relay-aiohttp-1', {}).get('end_to_end_rate'))} "
+      "per second here against 2,260.2 in the previous run, another machine of the same kind; compare ratios "
       "across runs, not rates.\n")
-    w("The previous full run (session 16, commit `0bbb6cb`, three rounds, an AMD EPYC machine with 2 cores) "
-      "had Schakel's JSON notice on SQLite at 353.0 and 499.0 per second with one and two processes (the relay "
-      "1.10 and 1.43 times that), on PostgreSQL 219.0 and 322.2 (1.77 and 2.22 times); the WMO301 2.38 to 6.52 "
-      "times. Session 14's (`11bc681`) had the relay at 1.03 and 1.46 times Schakel on SQLite, 2.10 and 2.71 "
+    w("The previous full run (session 17, commit `1c1c032`, three rounds, an AMD EPYC machine with 2 cores) "
+      "had Schakel's JSON notice on SQLite at 437.2 and 505.0 per second with one and two processes (the relay "
+      "1.01 and 1.58 times that), on PostgreSQL 219.2 and 342.6 (2.02 and 2.32 times); the WMO301 2.36 to 5.94 "
+      "times. Session 16's (`0bbb6cb`) had the relay at 1.10 and 1.43 times Schakel on SQLite, 1.77 and 2.22 "
+      "on PostgreSQL, the WMO301 2.38 to 6.52 times. Session 14's (`11bc681`) had the relay at 1.03 and 1.46 times Schakel on SQLite, 2.10 and 2.71 "
       "on PostgreSQL, the WMO301 2.46 to 6.89 times. Session 13's (`96379a3`) had the relay at 1.05 and 1.62 "
       "times Schakel on SQLite, 1.77 and 2.84 on PostgreSQL, the WMO301 2.25 to 6.86 times. Session 12's "
       "(`e8f2e76`) had the relay at 1.04 and 1.88 times Schakel on SQLite, 2.01 and 4.00 on PostgreSQL. "
@@ -816,7 +849,7 @@ def _gap(results: dict[str, Any], w: Any) -> None:
       "retour that would not validate is never sent) and serialising it. The rest is the same durable path as "
       "the JSON notice's, with a larger body to encrypt and store, and three requests to deliver instead of "
       "one. Serialising the retour from the request's own bytes instead of a renamed copy of its tree would "
-      "save part of that quarter; the requests to the ECD are the ECD's interface.")
+      "save part of that quarter; the requests to the ECD are the ECD's interface." + _ecd_alone_verdict(results))
     w("2. **PostgreSQL:** the event loop now waits for the server once per message (its look-ups, sent "
       "together), and the writer twice per batch. What bounds the rate is the one writer: in session 10 (before "
       "item 15 took most of the inserts' cost away), timed "
@@ -836,7 +869,8 @@ def _gap(results: dict[str, Any], w: Any) -> None:
       "processes, each with its own writer connection.")
     w("3. **More processes,** on a machine with more cores than this one; on PostgreSQL the outbox is the only "
       "coordination between them, on SQLite the writer lock is. On these two cores the partner simulator and "
-      "wrk use part of the second core.")
+      "wrk use part of the second core. This project cannot have such a machine: every kind of machine it can "
+      "be put on has two cores.")
     w("4. **Fewer rows per accepted message:** acceptance writes four transitions and four audit entries "
       "(received, validated, authorised, queued) in the same instant; one entry per step is what the audit "
       "trail promises today, and folding them would change what a privacy officer reads, so it is a decision "
