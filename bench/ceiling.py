@@ -1,10 +1,12 @@
 """The partner alone: how many WMO301 deliveries the Care4 simulator itself takes on this machine.
 
 Schakel delivers a WMO301 to the ECD in three requests (the client by BSN, her arrangements, the
-write of the new one), and the simulator that answers them is a Python process on the same cores.
+write of the new one), and the simulator that answers them is one Python process on the same cores.
 Here wrk sends it exactly those three requests in turn, with no gateway in between: the rate of
-writes it reaches is the most that any gateway delivering WMO301s to it could reach in the same
-moment — an upper bound for Schakel's WMO301 rate, measured in the same rounds as the systems.
+writes it reaches is the most that any gateway sending it those requests could deliver in the
+same moment — an upper bound for Schakel's WMO301 rate, measured in the same rounds as the
+systems. wrk keeps every connection busy and sends no more than the requests need, so the bound
+errs high, never low.
 """
 
 from __future__ import annotations
