@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 from lxml import etree
 
+from loadgen import wrk_summary
 from procs import children_cpu_seconds
 from sink import bench_clients
 
@@ -56,15 +57,13 @@ def run(partners: Any, *, seconds: float, connections: int, prefix: str, workdir
                              "-s", str(HERE / "ecd.lua"), url], env={**os.environ, **env}, capture_output=True,
                             text=True).stdout
     cpu, wrk_cpu = partner.cpu_seconds() - cpu_before, children_cpu_seconds() - wrk_before
-    line = next((line for line in output.splitlines() if line.startswith("BENCH ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk gave no summary:\n{output}")
+    summary = wrk_summary(output)
     records = httpx.get(url + "/_records", timeout=60).json()["records"]
     writes = [r for r in records if r[0] == "PUT" and 200 <= r[6] < 300]
     failed = sum(1 for r in records if not 200 <= r[6] < 300)
     times = [r[4] for r in records]
     span = (max(times) - min(times)) if len(times) > 1 else 0.0
     return {"rate": round(len(writes) / span, 1) if span else 0.0, "writes": len(writes), "requests": len(records),
-            "failed": failed, "seconds": round(span, 2), "wrk": json.loads(line[6:]),
+            "failed": failed, "seconds": round(span, 2), "wrk": summary,
             "partner_cpu_ms_per_write": round(cpu * 1000 / len(writes), 2) if writes else None,
             "wrk_cpu_ms_per_write": round(wrk_cpu * 1000 / len(writes), 2) if writes else None}

@@ -58,6 +58,14 @@ def ensure_wrk(log: Path) -> str:
     return (out.stdout or out.stderr).splitlines()[0].split(" [")[0]
 
 
+def wrk_summary(output: str) -> dict[str, int]:
+    """The counts a bench Lua script's ``done`` writes as its ``BENCH {...}`` line."""
+    line = next((line for line in output.splitlines() if line.startswith("BENCH ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no summary:\n{output}")
+    return json.loads(line[6:])
+
+
 def drive(urls: list[str], target: Target, *, seconds: float, connections: int, delay_ms: int, prefix: str,
           logdir: Path) -> Load:
     logdir.mkdir(parents=True, exist_ok=True)
@@ -77,10 +85,7 @@ def drive(urls: list[str], target: Target, *, seconds: float, connections: int, 
     outputs = [run.communicate()[0] for run in runs]
     load = Load(started=started, ended=time.time())
     for output in outputs:
-        line = next((line for line in output.splitlines() if line.startswith("BENCH ")), None)
-        if line is None:
-            raise RuntimeError(f"wrk gave no summary:\n{output}")
-        load.wrk.append(json.loads(line[6:]))
+        load.wrk.append(wrk_summary(output))
     for log in sorted(logdir.glob(f"{prefix}*-*.log")):
         for line in log.read_text().splitlines():
             parts = line.split(" ")

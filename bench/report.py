@@ -484,8 +484,8 @@ def _noise(results: dict[str, Any], w: Any) -> None:
 
 def _budget(results: dict[str, Any], w: Any) -> None:
     """What reaching the relay's rate would leave Schakel on this machine, from this run's own
-    figures: the cores, less what the partner and wrk used per message in Schakel's own pass (the
-    same requests for any gateway with this flow), and no more than one core per process (the GIL)."""
+    figures: the cores, less what the partner and wrk used per message in Schakel's own pass, and
+    no more than one core per process (the GIL)."""
     cores = results["machine"].get("cores") or 0
     rows = []
     for data in results.get("load", {}).values():
@@ -513,8 +513,8 @@ def _budget(results: dict[str, Any], w: Any) -> None:
       "wrk take their share of it — here, what they used per message in Schakel's own pass: for the WMO301 the "
       "Care4 simulator answering three requests and wrk reading each WMO302 retour. That share depends on how "
       "the partner is loaded: driven alone by wrk, the simulator used less CPU per write (the ECD alone, below), "
-      "so where a row is close, read it with that. What is left is for the gateway's processes and, on PostgreSQL, its database server. A process runs its "
-      "Python on one core at a time, so each has at most 1,000 ÷ rate ms a message. The last column is how much "
+      "so where a row is close, read it with that. What is left is for the gateway's processes and, on "
+      "PostgreSQL, its database server. A process runs its Python on one core at a time, so each has at most 1,000 ÷ rate ms a message. The last column is how much "
       "less CPU per message Schakel (its processes, and its database server's backends) would have to use to fit "
       "both — at least that much, since the kernel's own work for loopback traffic is counted for no process; "
       "\"cannot fit\" where the partner and wrk alone used all of it.\n")
@@ -551,11 +551,11 @@ def _ecd_alone_verdict(results: dict[str, Any]) -> str:
             "forwarded " + " and ".join(f"{_num(r['end_to_end_rate'])} WMO301s a second with {n} "
                                         f"process{'es' if n > 1 else ''}" for n, r in relays) + ".")
     # Round by round, not medians: the relay's slowest pass above the ECD's fastest.
-    above = [(n, r) for n, r in relays if min(r.get("rounds") or [r["end_to_end_rate"]]) >= max(alone["rounds"])]
+    slowest = [(n, min(r.get("rounds") or [r["end_to_end_rate"]])) for n, r in relays]
+    above = [(n, rate) for n, rate in slowest if rate >= max(alone["rounds"])]
     if above:
         text += (" With " + " and ".join(f"{n} process{'es' if n > 1 else ''}" for n, _ in above)
-                 + ", even the relay's slowest pass (" + " and ".join(_num(min(r.get('rounds') or [r['end_to_end_rate']]))
-                                                       for _, r in above)
+                 + ", even the relay's slowest pass (" + " and ".join(_num(rate) for _, rate in above)
                  + f") was above the ECD's fastest ({_num(max(alone['rounds']))}): a gateway that delivers WMO301s to "
                  "this ECD in these three requests could not reach the relay there on this machine, whatever else it "
                  "did, so those comparisons cannot be closed here without a lighter ECD interface (one look-up fewer "

@@ -297,8 +297,7 @@ class Bench:
                          "message_bytes": len(KINDS[kind]["template"].read_bytes()),
                          "saturated": saturated, "paced_rate": paced_rate, "paced": paced}
             if alone:
-                median = sorted(alone, key=lambda r: r["rate"])[(len(alone) - 1) // 2]
-                out[kind]["partner_alone"] = {**median, "rounds": [r["rate"] for r in alone]}
+                out[kind]["partner_alone"] = _median_pass(alone, "rate")
         return out
 
     def rounds(self, kind: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -315,11 +314,7 @@ class Bench:
                 passes[system.name].append(self.one_pass(system, kind, None, round_))
             if kind == "wmo301" and self.plan.partner_alone:
                 alone.append(self.partner_alone(round_))
-        out = {}
-        for name, results in passes.items():
-            median = sorted(results, key=lambda r: r["end_to_end_rate"])[(len(results) - 1) // 2]
-            out[name] = {**median, "rounds": [r["end_to_end_rate"] for r in results]}
-        return out, alone
+        return {name: _median_pass(results, "end_to_end_rate") for name, results in passes.items()}, alone
 
     def partner_alone(self, round_: int) -> dict[str, Any]:
         began = time.monotonic()
@@ -362,6 +357,12 @@ class Bench:
                 system.stop()
             out[name] = {"seconds": times, "median": sorted(times)[len(times) // 2]}
         return out
+
+
+def _median_pass(results: list[dict[str, Any]], rate: str) -> dict[str, Any]:
+    """The median pass by ``rate`` (the lower of the middle two), with every pass's rate in order."""
+    median = sorted(results, key=lambda r: r[rate])[(len(results) - 1) // 2]
+    return {**median, "rounds": [r[rate] for r in results]}
 
 
 def _timed_start(env: dict[str, str], workdir: Path, i: int) -> float:
