@@ -195,8 +195,8 @@ class Policy:
         if basis is None or not basis.evidence or gateway is None:
             return None
         hook = gateway.pm.hook.basis_still_holds
-        lapses = "decided_at" in basis.evidence
-        if not lapses and not hook.get_hookimpls():
+        lapses, asked = "decided_at" in basis.evidence, bool(hook.get_hookimpls())
+        if not lapses and not asked:
             return None
         encrypted = exchange.basis_evidence_encrypted
         evidence = gateway.box.decrypt_json(encrypted) if encrypted else {}
@@ -205,7 +205,7 @@ class Policy:
             why = basis.lapsed(evidence, utcnow(), self._valid_hours(basis))
             if why is not None:
                 return why
-        if not hook.get_hookimpls():
+        if not asked:
             return None
         try:
             reasons = hook(check=BasisCheck(route=route, basis=basis.name, evidence=evidence, subject=exchange.subject,
