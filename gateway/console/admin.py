@@ -315,6 +315,8 @@ async def replay_dead_letters(request: Request, me: Admin) -> Response:
     result = await run_in_threadpool(api_exchanges.replay_dead_letters, body, gw, me.principal)
     message = f"{len(result.replayed)} bericht(en) opnieuw aangeboden."
     if result.skipped:
-        message += f" {len(result.skipped)} overgeslagen (niet meer onbestelbaar)."
-    me.flash(message)
+        # Skipped for being no dead letter any more, or because their basis no longer holds: say which.
+        reasons = list(dict.fromkeys(item["reason"] for item in result.skipped))
+        message += f" {len(result.skipped)} overgeslagen: {'; '.join(reasons[:3])}{' …' if len(reasons) > 3 else ''}"
+    me.flash(message, "fout" if result.skipped and not result.replayed else "succes")
     return redirect(back)

@@ -65,6 +65,10 @@ async def replay(request: Request, exchange_id: str, me: Admin) -> Response:
     try:
         await run_in_threadpool(api_exchanges.replay_exchange, exchange_id, ReplayIn(reason=reason.reason), gw, me.principal)
     except Problem as problem:
+        if problem.slug == "refused":
+            me.flash(f"Niet opnieuw aangeboden: er is geen grondslag meer om dit bericht te versturen. {problem.detail}",
+                     "fout")
+            return redirect(back)
         if problem.slug != "state-conflict":
             raise
         me.flash("Dit bericht is niet (meer) onbestelbaar; er is niets opnieuw aangeboden.", "fout")

@@ -480,6 +480,14 @@ def replay(gw: "Gateway", session: Session, exchange: Exchange, actor: audit.Act
         raise Problem("state-conflict", "Only dead letters can be replayed.")
     if exchange.payload_encrypted is None:
         raise Problem("state-conflict", "The message body was purged; the exchange cannot be replayed.")
+    # The claim re-checks the basis anyway, but a replay it would refuse at once is refused here,
+    # so the administrator learns why now and the dead letter stays as it was.
+    partner = partner_registry.find(session, exchange.partner_id) if exchange.partner_id else None
+    if partner is None:
+        raise Problem("state-conflict", "The partner of this message is no longer registered; it cannot be replayed.")
+    decision = gw.policy.recheck(session, exchange, partner)
+    if not decision.allowed:
+        raise Problem("refused", f"Not replayed: {decision.reason}")
     transition(session, exchange, "replayed", actor=actor, reason=reason)
     exchange.replays += 1
     exchange.attempts = 0

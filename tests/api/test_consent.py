@@ -19,6 +19,19 @@ def _audit(client: httpx.Client, exchange_id: str) -> list[dict]:
     return client.get("/api/v1/audit", params={"exchange": exchange_id}).json()["items"]
 
 
+def _sent_on_consent(live_gateway, sink, reference: str, status: int, until: str) -> tuple[str, str]:
+    """A worker records the client's consent for partner-a and sends a notice there while the
+    partner answers ``status``; once the exchange is ``until``: the consent's id and the exchange's."""
+    live_gateway.add_partner("partner-a", sink.url + "/inbox", consenting_clients=())
+    sink_control(sink.url, mode="status", status=status)
+    with live_gateway.client("hulpverlener") as worker:
+        consent_id = worker.post("/api/v1/consents", json={
+            "client_id": "C-1001", "partner_id": "partner-a", "purpose": "signalering"}).json()["id"]
+        exchange_id = submit(worker, notice(reference)).json()["exchange_id"]
+        eventually(lambda: exchange_state(worker, exchange_id) == until)
+    return consent_id, exchange_id
+
+
 def test_without_consent_the_exchange_is_refused_with_a_clear_reason_and_audited(live_gateway, sink):
     live_gateway.add_partner("partner-a", sink.url + "/inbox", consenting_clients=())
     with live_gateway.client("hulpverlener") as worker:
@@ -66,13 +79,8 @@ def test_consent_for_another_partner_or_purpose_does_not_count(live_gateway, sin
 
 
 def test_withdrawing_consent_while_the_partner_is_down_means_it_is_never_sent(live_gateway, sink):
-    live_gateway.add_partner("partner-a", sink.url + "/inbox", consenting_clients=())
-    sink_control(sink.url, mode="status", status=503)
+    consent_id, exchange_id = _sent_on_consent(live_gateway, sink, "r-withdraw", status=503, until="failed")
     with live_gateway.client("hulpverlener") as worker:
-        consent_id = worker.post("/api/v1/consents", json={
-            "client_id": "C-1001", "partner_id": "partner-a", "purpose": "signalering"}).json()["id"]
-        exchange_id = submit(worker, notice("r-withdraw")).json()["exchange_id"]
-        eventually(lambda: exchange_state(worker, exchange_id) == "failed")
         withdrawn = worker.post(f"/api/v1/consents/{consent_id}/withdraw", json={"reason": "cliënt trekt toestemming in"})
         assert withdrawn.status_code == 200 and withdrawn.json()["status"] == "inactive"
         sink_control(sink.url, mode="ok")
@@ -175,6 +183,58 @@ def test_a_vital_interest_decision_that_lapses_while_the_message_waits_stops_its
     assert attempts and sink_stats(sink.url)["requests"] == len(attempts)
     assert all(at <= decided + timedelta(seconds=4) for at in attempts)
     assert refusal and refusal[0]["legal_basis"] == "vitaal_belang" and "acuut gevaar" not in str(refusal)
+
+
+def test_a_dead_letter_whose_consent_was_withdrawn_is_not_replayed_and_the_administrator_is_told_why(live_gateway,
+                                                                                                      sink):
+    consent_id, exchange_id = _sent_on_consent(live_gateway, sink, "r-replay-withdrawn", status=422, until="dead")
+    with live_gateway.client("hulpverlener") as worker:
+        worker.post(f"/api/v1/consents/{consent_id}/withdraw", json={"reason": "cliënt trekt toestemming in"})
+    sink_control(sink.url, mode="ok")
+    with live_gateway.client("beheerder") as admin:
+        one = admin.post(f"/api/v1/exchanges/{exchange_id}/replay", json={"reason": "partner hersteld"})
+        many = admin.post("/api/v1/dead-letters/replay", json={"all": True, "reason": "partner hersteld"}).json()
+        detail = admin.get(f"/api/v1/exchanges/{exchange_id}").json()
+    assert one.status_code == 403 and one.headers["content-type"] == "application/problem+json"
+    assert one.json()["type"] == "/problems/refused"
+    assert one.json()["detail"].startswith("Not replayed: ") and "was withdrawn at" in one.json()["detail"]
+    assert many["replayed"] == [] and [s["exchange_id"] for s in many["skipped"]] == [exchange_id]
+    assert "was withdrawn at" in many["skipped"][0]["reason"]
+    # The dead letter stays as it was: nothing replayed, queued or sent.
+    assert detail["state"] == "dead" and detail["replays"] == 0
+    assert "replayed" not in [step["to_state"] for step in detail["timeline"]]
+    assert sink_stats(sink.url)["requests"] == 1
+
+
+def test_a_dead_letter_on_a_vital_interest_decision_that_has_lapsed_is_not_replayed(database_url, tmp_path, sink):
+    from gateway.app import create_app
+    from tests.conftest import LiveGateway, make_settings
+    from tests.servers import ThreadServer
+
+    # A decision that holds for three seconds; the partner refuses the message for good meanwhile.
+    settings = make_settings(database_url, tmp_path, vitaal_belang_hours=3 / 3600)
+    sink_control(sink.url, mode="status", status=422)
+    with ThreadServer(create_app(settings)) as server:
+        live = LiveGateway(server)
+        live.add_partner("partner-a", sink.url + "/inbox", consenting_clients=())
+        decided = datetime.now(timezone.utc)
+        evidence = {"decided_by": "teamleider (fictief)", "decided_at": decided.isoformat(), "reason": "acuut gevaar"}
+        with live.client("hulpverlener") as worker:
+            sent = worker.post("/api/v1/routes/webhook.notice/messages", headers={"Schakel-Legal-Basis": "vitaal_belang"},
+                               json=notice("r-vital-replay", evidence={"vitaal_belang": evidence}))
+            exchange_id = sent.json()["exchange_id"]
+            eventually(lambda: exchange_state(worker, exchange_id) == "dead")
+        sink_control(sink.url, mode="ok")
+        with live.client("beheerder") as admin:
+            eventually(lambda: datetime.now(timezone.utc) > decided + timedelta(seconds=3.5), timeout=10)
+            lapsed = admin.post(f"/api/v1/exchanges/{exchange_id}/replay", json={"reason": "partner hersteld"})
+            detail = admin.get(f"/api/v1/exchanges/{exchange_id}").json()
+    assert sent.status_code == 202
+    assert lapsed.status_code == 403 and lapsed.json()["type"] == "/problems/refused"
+    assert "the vitaal_belang decision is more than" in lapsed.json()["detail"]
+    assert "acuut gevaar" not in lapsed.text
+    assert detail["state"] == "dead" and detail["replays"] == 0
+    assert sink_stats(sink.url)["requests"] == 1
 
 
 def test_the_consent_register_keeps_history_and_speaks_fhir(live_gateway):

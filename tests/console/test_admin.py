@@ -165,3 +165,26 @@ def test_pausing_and_resuming_one_partner_and_changing_its_settings_keeps_the_se
     # The secret kept its value through the edit: the partner still receives our bearer token.
     received = world.sink.app.state.sink.received
     assert any(item.get("authorization") == f"Bearer {SECRET}" for item in received.values()), received
+
+
+def test_a_dead_letter_whose_consent_was_withdrawn_is_not_replayed_and_the_page_says_why(world, console_factory):
+    world.live.add_partner("wijkteam-noord", world.sink.url + "/inbox", consenting_clients=())
+    consent_id = grant_consent(world.live.gw, "C-1001", partner_id="wijkteam-noord")
+    world.sink_control(mode="status", status=400)
+    dead = send_notice(world, "console-ingetrokken-1")
+    eventually(lambda: state_of(world, dead) == "dead")
+    with world.live.client("hulpverlener") as worker:
+        worker.post(f"/api/v1/consents/{consent_id}/withdraw", json={"reason": "cliënt trekt toestemming in"})
+    world.sink_control(mode="ok")
+
+    admin = console_factory(world.live)
+    admin.goto(f"/console/uitwisselingen/{dead}")
+    admin.login("beheerder", here=True)
+    admin.page.get_by_label("Reden").fill("partner heeft de fout verholpen")
+    admin.submit("Opnieuw aanbieden")
+    assert "Niet opnieuw aangeboden: er is geen grondslag meer" in admin.flash()
+    assert "was withdrawn at" in admin.flash()
+    admin.check("opnieuw-geweigerd")
+    assert state_of(world, dead) == "dead" and sink_stats(world.sink.url)["requests"] == 1
+    timeline = admin.page.locator("ol.timeline").inner_text()
+    assert "opnieuw aangeboden" not in timeline
