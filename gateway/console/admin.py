@@ -295,6 +295,10 @@ async def dead_letters(request: Request, me: Admin, partner: str = "", cursor: s
                   partners=[(p.id, p.name) for p in partners])
 
 
+def _shortened(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 @router.post("/onbestelbaar/opnieuw")
 async def replay_dead_letters(request: Request, me: Admin) -> Response:
     gw = _gw(request)
@@ -315,8 +319,9 @@ async def replay_dead_letters(request: Request, me: Admin) -> Response:
     result = await run_in_threadpool(api_exchanges.replay_dead_letters, body, gw, me.principal)
     message = f"{len(result.replayed)} bericht(en) opnieuw aangeboden."
     if result.skipped:
-        # Skipped for being no dead letter any more, or because their basis no longer holds: say which.
-        reasons = list(dict.fromkeys(item["reason"] for item in result.skipped))
+        # Skipped for being no dead letter any more, or because their basis no longer holds: say which
+        # (each reason cut short: the flash travels in the session cookie).
+        reasons = list(dict.fromkeys(_shortened(item["reason"]) for item in result.skipped))
         message += f" {len(result.skipped)} overgeslagen: {'; '.join(reasons[:3])}{' …' if len(reasons) > 3 else ''}"
     me.flash(message, "fout" if result.skipped and not result.replayed else "succes")
     return redirect(back)

@@ -66,8 +66,8 @@ async def replay(request: Request, exchange_id: str, me: Admin) -> Response:
         await run_in_threadpool(api_exchanges.replay_exchange, exchange_id, ReplayIn(reason=reason.reason), gw, me.principal)
     except Problem as problem:
         if problem.slug == "refused":
-            me.flash(f"Niet opnieuw aangeboden: er is geen grondslag meer om dit bericht te versturen. {problem.detail}",
-                     "fout")
+            me.flash("Niet opnieuw aangeboden: er is geen grondslag meer om dit bericht te versturen "
+                     f"({problem.extensions.get('reason', '')}).", "fout")
             return redirect(back)
         if problem.slug != "state-conflict":
             raise

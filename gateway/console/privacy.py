@@ -30,7 +30,7 @@ Privacy = Annotated[ConsoleSession, Depends(console_user("privacy"))]
 AuditReader = Annotated[ConsoleSession, Depends(console_user("privacy", "beheerder"))]
 SUBJECT = r"^psn:[0-9a-f]{40}$"
 EVENT_TYPES = ("exchange.received", "exchange.authorised", "exchange.refused", "exchange.queued", "exchange.delivered",
-               "exchange.failed", "exchange.dead", "exchange.replayed", "exchange.parked", "field.withheld",
+               "exchange.failed", "exchange.dead", "exchange.replayed", "exchange.replay_refused", "exchange.parked", "field.withheld",
                "consent.recorded", "consent.withdrawn", "body.viewed", "dossier.read", "access_report.generated", "audit.searched", "consents.read",
                "audit.exported",
                "partner.created", "partner.updated", "token.created", "token.revoked")

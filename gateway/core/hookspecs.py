@@ -113,11 +113,11 @@ def basis_still_holds(check: "BasisCheck") -> "str | None":
     """Whether the recorded evidence of a named legal ground still holds, before an attempt.
 
     :param check: the route, the basis name, its recorded evidence (decrypted), the client's
-        pseudonym, the session of the transaction that will mark the attempt ``sending`` (read
-        with it, never write) and the gateway runtime. Asked before every attempt — the first,
-        each retry, a replayed dead letter's — and when a dead letter is replayed (a reason
-        refuses the replay, and it stays dead), of an exchange whose basis carries evidence
-        (``meldrecht``, ``vitaal_belang``, ``huisverbod``); the core itself re-checks consent,
+        pseudonym, the session of the transaction that will mark the attempt ``sending``, or of a
+        replay's check (read with it, never write) and the gateway runtime. Asked before every
+        attempt — the first, each retry, a replayed dead letter's — of an exchange whose basis
+        carries evidence (``meldrecht``, ``vitaal_belang``, ``huisverbod``), and when such a dead
+        letter is replayed (a reason refuses the replay, and it stays dead); the core itself re-checks consent,
         ``wettelijke_plicht`` holds by its route, and a dated decision the core finds lapsed (a
         ``vitaal_belang`` older than ``GATEWAY_VITAAL_BELANG_HOURS``, a ``decided_at`` in the
         future) is refused before any plugin is asked.

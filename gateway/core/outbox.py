@@ -473,21 +473,37 @@ def release_waiting(gw: "Gateway", partner_id: str) -> int:
     return gw.store.batched(unit)
 
 
+def refuse_replay_without_basis(gw: "Gateway", exchange_id: str, actor: audit.Actor) -> None:
+    """Before :func:`replay`, in a transaction of its own: a dead letter whose basis no longer
+    holds (its consent withdrawn or expired, its decision lapsed, its route changed, a plugin's
+    reason) is refused with a ``refused`` problem, and the refusal is audited — the administrator
+    learns why at once, and the letter stays dead. A basis that lapses after this check is caught
+    by the claim's own re-check, as before every attempt."""
+    with gw.store.transaction() as session:
+        exchange = session.get(Exchange, exchange_id)
+        if exchange is None or exchange.state != "dead" or not exchange.partner_id:
+            return  # replay() says why, where it can be said
+        partner = partner_registry.find(session, exchange.partner_id)
+        decision = gw.policy.recheck(session, exchange, partner) if partner is not None else None
+        if decision is None or decision.allowed:
+            return
+        audit.record(session, "exchange.replay_refused", actor=actor, outcome=audit.SERIOUS_FAILURE,
+                     purpose=exchange.purpose, client=exchange.subject, exchange_id=exchange.id,
+                     message_type=exchange.message_type, partner_message_id=exchange.partner_message_id,
+                     partner_id=exchange.partner_id, legal_basis=exchange.legal_basis,
+                     consent_id=exchange.consent_id, detail=decision.reason)
+    raise Problem("refused", f"Not replayed: {decision.reason}",
+                  extensions={"exchange_id": exchange_id, "reason": decision.reason})
+
+
 def replay(gw: "Gateway", session: Session, exchange: Exchange, actor: audit.Actor, reason: str) -> None:
     """Give a dead letter a new life: same exchange, same idempotency key, fresh attempts. On an
-    ordered route it queues behind what of its client's is pending for the partner."""
+    ordered route it queues behind what of its client's is pending for the partner. Callers ask
+    :func:`refuse_replay_without_basis` first."""
     if exchange.state != "dead":
         raise Problem("state-conflict", "Only dead letters can be replayed.")
     if exchange.payload_encrypted is None:
         raise Problem("state-conflict", "The message body was purged; the exchange cannot be replayed.")
-    # The claim re-checks the basis anyway, but a replay it would refuse at once is refused here,
-    # so the administrator learns why now and the dead letter stays as it was.
-    partner = partner_registry.find(session, exchange.partner_id) if exchange.partner_id else None
-    if partner is None:
-        raise Problem("state-conflict", "The partner of this message is no longer registered; it cannot be replayed.")
-    decision = gw.policy.recheck(session, exchange, partner)
-    if not decision.allowed:
-        raise Problem("refused", f"Not replayed: {decision.reason}")
     transition(session, exchange, "replayed", actor=actor, reason=reason)
     exchange.replays += 1
     exchange.attempts = 0
@@ -518,6 +534,7 @@ def replay_many(gw: "Gateway", ids: list[str], actor: audit.Actor, reason: str,
                 progress()
             continue
         try:
+            refuse_replay_without_basis(gw, exchange_id, actor)
             with gw.store.transaction() as session:
                 exchange = session.get(Exchange, exchange_id)
                 if exchange is None:
@@ -525,7 +542,8 @@ def replay_many(gw: "Gateway", ids: list[str], actor: audit.Actor, reason: str,
                 replay(gw, session, exchange, actor, reason)
             replayed.append(exchange_id)
         except Problem as problem:
-            skipped.append({"exchange_id": exchange_id, "reason": problem.detail or problem.slug})
+            skipped.append({"exchange_id": exchange_id, "reason": problem.extensions.get("reason") or problem.detail
+                            or problem.slug})
         if progress is not None:
             progress()
     return replayed, skipped

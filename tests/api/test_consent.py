@@ -206,34 +206,33 @@ def test_a_dead_letter_whose_consent_was_withdrawn_is_not_replayed_and_the_admin
     assert sink_stats(sink.url)["requests"] == 1
 
 
-def test_a_dead_letter_on_a_vital_interest_decision_that_has_lapsed_is_not_replayed(database_url, tmp_path, sink):
-    from gateway.app import create_app
-    from tests.conftest import LiveGateway, make_settings
-    from tests.servers import ThreadServer
-
-    # A decision that holds for three seconds; the partner refuses the message for good meanwhile.
-    settings = make_settings(database_url, tmp_path, vitaal_belang_hours=3 / 3600)
+def test_a_dead_letter_on_a_vital_interest_decision_that_has_lapsed_is_not_replayed(live_gateway, sink):
+    live_gateway.add_partner("partner-a", sink.url + "/inbox", consenting_clients=())
     sink_control(sink.url, mode="status", status=422)
-    with ThreadServer(create_app(settings)) as server:
-        live = LiveGateway(server)
-        live.add_partner("partner-a", sink.url + "/inbox", consenting_clients=())
-        decided = datetime.now(timezone.utc)
-        evidence = {"decided_by": "teamleider (fictief)", "decided_at": decided.isoformat(), "reason": "acuut gevaar"}
-        with live.client("hulpverlener") as worker:
-            sent = worker.post("/api/v1/routes/webhook.notice/messages", headers={"Schakel-Legal-Basis": "vitaal_belang"},
-                               json=notice("r-vital-replay", evidence={"vitaal_belang": evidence}))
-            exchange_id = sent.json()["exchange_id"]
-            eventually(lambda: exchange_state(worker, exchange_id) == "dead")
-        sink_control(sink.url, mode="ok")
-        with live.client("beheerder") as admin:
-            eventually(lambda: datetime.now(timezone.utc) > decided + timedelta(seconds=3.5), timeout=10)
-            lapsed = admin.post(f"/api/v1/exchanges/{exchange_id}/replay", json={"reason": "partner hersteld"})
-            detail = admin.get(f"/api/v1/exchanges/{exchange_id}").json()
+    decided = datetime.now(timezone.utc)
+    evidence = {"decided_by": "teamleider (fictief)", "decided_at": decided.isoformat(), "reason": "acuut gevaar"}
+    with live_gateway.client("hulpverlener") as worker:
+        sent = worker.post("/api/v1/routes/webhook.notice/messages", headers={"Schakel-Legal-Basis": "vitaal_belang"},
+                           json=notice("r-vital-replay", evidence={"vitaal_belang": evidence}))
+        exchange_id = sent.json()["exchange_id"]
+        eventually(lambda: exchange_state(worker, exchange_id) == "dead")
+    sink_control(sink.url, mode="ok")
+    # Later: the decision no longer holds (here by shortening the window it holds for, to a second).
+    live_gateway.gw.settings.vitaal_belang_hours = 1 / 3600
+    eventually(lambda: datetime.now(timezone.utc) > decided + timedelta(seconds=1.5), timeout=5)
+    with live_gateway.client("beheerder") as admin:
+        lapsed = admin.post(f"/api/v1/exchanges/{exchange_id}/replay", json={"reason": "partner hersteld"})
+        detail = admin.get(f"/api/v1/exchanges/{exchange_id}").json()
+    with live_gateway.client("privacy") as officer:
+        refusals = [e for e in _audit(officer, exchange_id) if e["event_type"] == "exchange.replay_refused"]
     assert sent.status_code == 202
     assert lapsed.status_code == 403 and lapsed.json()["type"] == "/problems/refused"
     assert "the vitaal_belang decision is more than" in lapsed.json()["detail"]
-    assert "acuut gevaar" not in lapsed.text
+    assert lapsed.json()["exchange_id"] == exchange_id and "acuut gevaar" not in lapsed.text
     assert detail["state"] == "dead" and detail["replays"] == 0
+    # The administrator's attempt is in the audit trail, under her name, with the basis it lacked.
+    assert [(e["user_id"], e["legal_basis"], e["outcome"]) for e in refusals] == [("test-beheerder-staff", "vitaal_belang", 8)]
+    assert "acuut gevaar" not in str(refusals)
     assert sink_stats(sink.url)["requests"] == 1
 
 

@@ -167,6 +167,7 @@ def test_pausing_and_resuming_one_partner_and_changing_its_settings_keeps_the_se
     assert any(item.get("authorization") == f"Bearer {SECRET}" for item in received.values()), received
 
 
+@pytest.mark.parametrize("world", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 def test_a_dead_letter_whose_consent_was_withdrawn_is_not_replayed_and_the_page_says_why(world, console_factory):
     world.live.add_partner("wijkteam-noord", world.sink.url + "/inbox", consenting_clients=())
     consent_id = grant_consent(world.live.gw, "C-1001", partner_id="wijkteam-noord")
@@ -183,8 +184,16 @@ def test_a_dead_letter_whose_consent_was_withdrawn_is_not_replayed_and_the_page_
     admin.page.get_by_label("Reden").fill("partner heeft de fout verholpen")
     admin.submit("Opnieuw aanbieden")
     assert "Niet opnieuw aangeboden: er is geen grondslag meer" in admin.flash()
-    assert "was withdrawn at" in admin.flash()
+    assert f"(consent {consent_id} was withdrawn at" in admin.flash()
     admin.check("opnieuw-geweigerd")
-    assert state_of(world, dead) == "dead" and sink_stats(world.sink.url)["requests"] == 1
     timeline = admin.page.locator("ol.timeline").inner_text()
     assert "opnieuw aangeboden" not in timeline
+
+    # The same from the dead letters' list: skipped, with the reason.
+    admin.page.get_by_role("link", name="Onbestelbare berichten").click()
+    admin.page.locator("tbody tr", has_text=dead[:8]).get_by_role("checkbox").check()
+    admin.page.get_by_label("Reden").fill("partner heeft de fout verholpen")
+    admin.submit("Gekozen berichten opnieuw aanbieden")
+    assert f"0 bericht(en) opnieuw aangeboden. 1 overgeslagen: consent {consent_id} was withdrawn at" in admin.flash()
+    admin.check("onbestelbaar-overgeslagen")
+    assert state_of(world, dead) == "dead" and sink_stats(world.sink.url)["requests"] == 1

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import pytest
 
 from gateway.builtin.webhook.simulator import create_app as create_sink
+from tests.conftest import grant_consent
 from tests.helpers import eventually, exchange_state, notice, ordered_notice_route, sink_control, sink_stats, submit
 from tests.servers import ROOT, ThreadServer
 
@@ -176,6 +177,19 @@ def test_pause_resume_and_replay_work_from_the_cli(live_gateway, sink, tmp_path)
         shown = cli("exchanges", "show", dead)
     assert shown.returncode == 0 and "replayed" in shown.stdout
     assert cli("connectors", "pause", "nonexistent", "--reason", "xyz").returncode == 1
+
+    # A dead letter whose consent was withdrawn meanwhile: not replayed, and the CLI says why.
+    live_gateway.add_partner("partner-b", sink.url + "/inbox", consenting_clients=())
+    consent_id = grant_consent(gw, "C-1001", partner_id="partner-b")
+    sink_control(sink.url, mode="status", status=410)
+    with live_gateway.client("hulpverlener") as worker:
+        without = submit(worker, notice("r-cli-withdrawn", partner="partner-b")).json()["exchange_id"]
+        eventually(lambda: exchange_state(worker, without) == "dead")
+        worker.post(f"/api/v1/consents/{consent_id}/withdraw", json={"reason": "ingetrokken"})
+    sink_control(sink.url, mode="ok")
+    refused = cli("exchanges", "replay", without, "--reason", "partner hersteld")
+    assert refused.returncode == 1 and "replayed 0, skipped 1" in refused.stdout
+    assert f"{without}: consent {consent_id} was withdrawn at" in " ".join(refused.stdout.split())
 
 
 def _three_claimed_by_hand(live_gateway, sink, reference):
