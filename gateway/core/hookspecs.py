@@ -117,10 +117,10 @@ def basis_still_holds(check: "BasisCheck") -> "str | None":
         replay's check (read with it, never write) and the gateway runtime. Asked before every
         attempt — the first, each retry, a replayed dead letter's — of an exchange whose basis
         carries evidence (``meldrecht``, ``vitaal_belang``, ``huisverbod``), and when such a dead
-        letter is replayed (a reason refuses the replay, and it stays dead); the core itself re-checks consent,
-        ``wettelijke_plicht`` holds by its route, and a dated decision the core finds lapsed (a
-        ``vitaal_belang`` older than ``GATEWAY_VITAAL_BELANG_HOURS``, a ``decided_at`` in the
-        future) is refused before any plugin is asked.
+        letter is replayed (a reason refuses the replay, and it stays dead); the core itself
+        re-checks consent, ``wettelijke_plicht`` holds by its route, and a dated decision the core
+        finds lapsed (a ``vitaal_belang`` older than ``GATEWAY_VITAAL_BELANG_HOURS``, a
+        ``decided_at`` in the future) is refused before any plugin is asked.
     :return: ``None`` when it still holds or the plugin has no say on this route; otherwise why
         it no longer does (stored and shown to administrators, so no personal data). Any plugin's
         reason refuses the exchange; no answer can allow what the core refused.
