@@ -804,7 +804,7 @@ def _gap(results: dict[str, Any], w: Any) -> None:
       "30 s poll; before, each claim waited for the poll). On the bench's load it changes nothing that one "
       "pass can show: single passes on SQLite with one process, interleaved with the session's starting "
       "code, JSON notice at 64 connections 372 and 376 against 345 and 390 per second; WMO301 at 16 "
-      "connections 206 and 193 against 157 and 194. Also before this run, each below what one pass can "
+      "connections 206 and 193 against 157 and 194. Also before session 17's run, each below what one pass can "
       "show: the log's safety net scrubs a line's fields in 5.6 instead of 25 microseconds (it ran an "
       "import statement on every call; timeit, eight fields), and a partner's 2xx answer no longer builds "
       "the httpx request that only an error needs (2 % of the event loop's samples on a WMO301 pass, "
@@ -821,7 +821,8 @@ def _gap(results: dict[str, Any], w: Any) -> None:
       "without it, interleaved. A profile of the JSON notice on PostgreSQL with one process showed the event "
       "loop waiting for the server's answers to a request's look-ups in about half of the samples it was "
       "busy in, as item 16 found; an asyncio connection for them was measured there and not kept.")
-    w("21. **Where a WMO301's CPU goes** (session 19, before this run; nothing on Schakel's path changed). In "
+    w("21. **Where a WMO301's CPU goes** (session 19, before this run; a measurement, which changed nothing on "
+      "Schakel's path). In "
       "single saturating passes with one process, Schakel's process used 5.15 ms of CPU per WMO301 delivered "
       "(192.7 per second, its one core busy), the one-process bare relay's 2.09 ms (475.9 per second, its one "
       "core busy too: the relay is held by its own process's CPU, not by the machine). So with one process each, "
@@ -831,7 +832,9 @@ def _gap(results: dict[str, Any], w: Any) -> None:
       "14 %; the group commit's writes 13 %; acceptance through the pipeline 9 %; the three ECD requests and "
       "their outcomes 6 %; the rest uvicorn, Starlette and FastAPI's request handling, which the relay pays "
       "too. Without the WMO301's own handling altogether — which the iWmo standard requires — the rest would "
-      "still be about 3.9 ms, nearly twice the relay's 2.09.\n")
+      "still be about 3.9 ms, nearly twice the relay's 2.09. Most of the relay's own cost is httpx's client, "
+      "though (the relay on aiohttp used 0.28 ms a WMO301 in session 19's run), so the part Schakel and the relay "
+      "share is small: the gap is Schakel's own work, not a floor both stand on.\n")
     commit = (results.get("machine") or {}).get("schakel_commit") or ""
     w(f"This run is of session 19's code (commit `{commit[:7]}`): since the previous run (session 18's code, "
       "`559e176`), the basis re-check before an attempt asks pluggy for the plugins' checks once instead of "
