@@ -111,13 +111,7 @@ def show_exchange(exchange_id: str, gw: GatewayDep, principal: StaffOrPartner) -
 
 @router.post("/exchanges/{exchange_id}/replay", response_model=ExchangeOut, summary="Replay one dead letter")
 def replay_exchange(exchange_id: str, body: ReplayIn, gw: GatewayDep, principal: Admin) -> ExchangeOut:
-    outbox.refuse_replay_without_basis(gw, exchange_id, principal.actor())
-    with gw.store.transaction() as session:
-        exchange = session.get(Exchange, exchange_id)
-        if exchange is None:
-            raise Problem("not-found", "No exchange with that id.")
-        outbox.replay(gw, session, exchange, principal.actor(), body.reason)
-        result = exchange_out(exchange)
+    result = outbox.replay_one(gw, exchange_id, principal.actor(), body.reason, exchange_out)
     gw.wake_workers()
     return result
 

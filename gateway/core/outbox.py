@@ -473,33 +473,43 @@ def release_waiting(gw: "Gateway", partner_id: str) -> int:
     return gw.store.batched(unit)
 
 
-def refuse_replay_without_basis(gw: "Gateway", exchange_id: str, actor: audit.Actor) -> None:
-    """Before :func:`replay`, in a transaction of its own: a dead letter whose basis no longer
-    holds (its consent withdrawn or expired, its decision lapsed, its route changed, a plugin's
-    reason) is refused with a ``refused`` problem, and the refusal is audited — the administrator
-    learns why at once, and the letter stays dead. A basis that lapses after this check is caught
-    by the claim's own re-check, as before every attempt."""
+def replay_one(gw: "Gateway", exchange_id: str, actor: audit.Actor, reason: str,
+               answer: Callable[[Exchange], Any] = lambda exchange: None) -> Any:
+    """Replay one dead letter by id and return ``answer(exchange)``, read in the replay's own
+    transaction. Its basis is checked first, in that transaction: where it no longer holds (its
+    consent withdrawn or expired, its decision lapsed, its route changed, a plugin's reason),
+    nothing changes, the refusal is audited in a transaction of its own, and a ``refused`` problem
+    says why — the claim re-checks the basis before the attempt anyway, but the administrator
+    learns it now, and the letter stays dead."""
     with gw.store.transaction() as session:
         exchange = session.get(Exchange, exchange_id)
-        if exchange is None or exchange.state != "dead" or not exchange.partner_id:
-            return  # replay() says why, where it can be said
-        partner = partner_registry.find(session, exchange.partner_id)
-        decision = gw.policy.recheck(session, exchange, partner) if partner is not None else None
-        if decision is None or decision.allowed:
-            return
-        audit.record(session, "exchange.replay_refused", actor=actor, outcome=audit.SERIOUS_FAILURE,
-                     purpose=exchange.purpose, client=exchange.subject, exchange_id=exchange.id,
+        if exchange is None:
+            raise Problem("not-found", "No exchange with that id.")
+        why = _basis_lapsed_for_replay(gw, session, exchange)
+        if why is None:
+            replay(gw, session, exchange, actor, reason)
+            return answer(exchange)
+        about = dict(purpose=exchange.purpose, client=exchange.subject, exchange_id=exchange.id,
                      message_type=exchange.message_type, partner_message_id=exchange.partner_message_id,
-                     partner_id=exchange.partner_id, legal_basis=exchange.legal_basis,
-                     consent_id=exchange.consent_id, detail=decision.reason)
-    raise Problem("refused", f"Not replayed: {decision.reason}",
-                  extensions={"exchange_id": exchange_id, "reason": decision.reason})
+                     partner_id=exchange.partner_id, legal_basis=exchange.legal_basis, consent_id=exchange.consent_id)
+    with gw.store.transaction() as session:
+        audit.record(session, "exchange.replay_refused", actor=actor, outcome=audit.SERIOUS_FAILURE, detail=why, **about)
+    raise Problem("refused", f"Not replayed: {why}", extensions={"exchange_id": exchange_id, "reason": why})
+
+
+def _basis_lapsed_for_replay(gw: "Gateway", session: Session, exchange: Exchange) -> str | None:
+    # Only a dead letter's: anything else replay() refuses, saying why.
+    if exchange.state != "dead" or not exchange.partner_id:
+        return None
+    partner = partner_registry.find(session, exchange.partner_id)
+    decision = gw.policy.recheck(session, exchange, partner) if partner is not None else None
+    return None if decision is None or decision.allowed else decision.reason
 
 
 def replay(gw: "Gateway", session: Session, exchange: Exchange, actor: audit.Actor, reason: str) -> None:
     """Give a dead letter a new life: same exchange, same idempotency key, fresh attempts. On an
-    ordered route it queues behind what of its client's is pending for the partner. Callers ask
-    :func:`refuse_replay_without_basis` first."""
+    ordered route it queues behind what of its client's is pending for the partner. Callers
+    replaying by id go through :func:`replay_one`, which checks the basis first."""
     if exchange.state != "dead":
         raise Problem("state-conflict", "Only dead letters can be replayed.")
     if exchange.payload_encrypted is None:
@@ -534,12 +544,7 @@ def replay_many(gw: "Gateway", ids: list[str], actor: audit.Actor, reason: str,
                 progress()
             continue
         try:
-            refuse_replay_without_basis(gw, exchange_id, actor)
-            with gw.store.transaction() as session:
-                exchange = session.get(Exchange, exchange_id)
-                if exchange is None:
-                    raise Problem("not-found", "No exchange with that id.")
-                replay(gw, session, exchange, actor, reason)
+            replay_one(gw, exchange_id, actor, reason)
             replayed.append(exchange_id)
         except Problem as problem:
             skipped.append({"exchange_id": exchange_id, "reason": problem.extensions.get("reason") or problem.detail
